@@ -1,0 +1,29 @@
+"""Settings for running the backfill against the database named by DATABASE_URL.
+
+With DATABASE_URL unset, an SQLite file in the project folder is the database.
+"""
+
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+SECRET_KEY = "not-a-secret: this project serves no requests"
+DEBUG = False
+ALLOWED_HOSTS: list[str] = []
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "breathecode.admissions",
+    "breathecode.feedback",
+]
+
+DATABASES = {
+    "default": dj_database_url.config(default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"

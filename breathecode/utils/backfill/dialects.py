@@ -1,0 +1,104 @@
+"""Everything that differs between database backends, and nothing else.
+
+One class per vendor with the same methods, in the manner of
+``django/db/backends/*/features.py``: flags that depend on a server version are
+phrased as questions, and the rest of the engine asks them instead of testing
+the vendor.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from enum import Enum
+
+from django.db import DatabaseError, IntegrityError, DataError
+
+
+class Failure(Enum):
+    """How a failed chunk statement should be handled."""
+
+    TRANSIENT = "transient"  # a lock or time-out: wait and try the same rows again
+    ROW = "row"  # a row was rejected (constraint, trigger): narrow it down, keep the rest
+    FATAL = "fatal"  # the connection, permissions or schema: stop the run
+
+
+class Dialect:
+    vendor = ""
+    # Does UPDATE accept "FROM other_table, ..." (PostgreSQL; SQLite >= 3.33)?
+    supports_update_from = True
+    # Can a SELECT lock only the target table's rows ("FOR UPDATE OF t")?
+    supports_select_for_update_of = False
+    # Does the server honour per-transaction lock and statement time-outs?
+    supports_chunk_timeouts = False
+
+    def __init__(self, connection):
+        self.connection = connection
+
+    def quote(self, name: str) -> str:
+        return self.connection.ops.quote_name(name)
+
+    def chunk_setup(self, *, lock_timeout_ms: int, statement_timeout_ms: int) -> list[str]:
+        """Statements run at the start of every chunk's transaction."""
+        return []
+
+    def classify(self, error: DatabaseError) -> Failure:
+        if isinstance(error, (IntegrityError, DataError)):
+            return Failure.ROW
+        return Failure.FATAL
+
+
+class PostgreSQLDialect(Dialect):
+    vendor = "postgresql"
+    supports_select_for_update_of = True
+    supports_chunk_timeouts = True
+
+    # SQLSTATEs worth retrying: lock_not_available, query_canceled (statement
+    # timeout), deadlock_detected, serialization_failure.
+    TRANSIENT_STATES = {"55P03", "57014", "40P01", "40001"}
+    # Classes that mean "this row was refused": data exception, integrity
+    # violation, and RAISE EXCEPTION from a PL/pgSQL trigger.
+    ROW_STATE_CLASSES = {"22", "23"}
+    ROW_STATES = {"P0001"}
+
+    def chunk_setup(self, *, lock_timeout_ms, statement_timeout_ms):
+        # SET LOCAL ends with the chunk's transaction; values are integers we checked.
+        return [
+            f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}",
+            f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}",
+        ]
+
+    def classify(self, error):
+        state = getattr(error.__cause__, "sqlstate", None) or ""
+        if state in self.TRANSIENT_STATES:
+            return Failure.TRANSIENT
+        if state in self.ROW_STATES or state[:2] in self.ROW_STATE_CLASSES:
+            return Failure.ROW
+        return Failure.FATAL
+
+
+class SQLiteDialect(Dialect):
+    vendor = "sqlite"
+
+    def __init__(self, connection, *, sqlite_version: tuple[int, ...] | None = None):
+        super().__init__(connection)
+        version = sqlite_version or sqlite3.sqlite_version_info
+        # UPDATE ... FROM arrived in SQLite 3.33.0 (2020-08-14).
+        self.supports_update_from = version >= (3, 33, 0)
+
+    def classify(self, error):
+        # Another writer holds the database lock past the busy timeout.
+        if "database is locked" in str(error) or "database table is locked" in str(error):
+            return Failure.TRANSIENT
+        return super().classify(error)
+
+
+DIALECTS = {d.vendor: d for d in (PostgreSQLDialect, SQLiteDialect)}
+
+
+def dialect_for(connection) -> Dialect:
+    try:
+        return DIALECTS[connection.vendor](connection)
+    except KeyError:
+        raise NotImplementedError(
+            f"The backfill supports {', '.join(sorted(DIALECTS))}, not {connection.vendor}."
+        ) from None
