@@ -1,7 +1,5 @@
 """Fill feedback Answer/Review.syllabus from cohort -> syllabus version -> syllabus, in set-based chunks."""
 
-import argparse
-
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
@@ -22,14 +20,12 @@ ERRORS_SHOWN = 5
 RULE = "=" * 70
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
-    return value
+def check_positive(options, *names):
+    """Reject counts below 1; call_command passes options without argparse's type checks."""
+    for name in names:
+        value = options[name]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise CommandError(f"--{name.replace('_', '-')} must be a whole number of at least 1, not {value!r}.")
 
 
 class Command(BaseCommand):
@@ -59,12 +55,12 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--limit",
-            type=positive_int,
+            type=int,
             help="Update at most this many records per model, lowest ids first.",
         )
         parser.add_argument(
             "--batch-size",
-            type=positive_int,
+            type=int,
             default=DEFAULT_BATCH_SIZE,
             help=f"Rows per chunk; each chunk is one short transaction. Default: {DEFAULT_BATCH_SIZE}.",
         )
@@ -77,7 +73,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         alias, dry_run = options["database"], options["dry_run"]
-        backfills = self._selected(options["model"])
+        backfills = self._selected(options)
         self._check_ready(alias, backfills)
         if dry_run and options["verbosity"] >= 1:
             self.stdout.write(self.style.WARNING("DRY RUN MODE - No changes will be made"))
@@ -94,8 +90,15 @@ class Command(BaseCommand):
 
     # -- set-up ---------------------------------------------------------------
 
-    def _selected(self, model):
-        return list(SYLLABUS_BACKFILLS.values()) if model == "all" else [SYLLABUS_BACKFILLS[model]]
+    def _selected(self, options):
+        """The backfills to run, once the options are known to be sound."""
+        check_positive(options, "limit", "batch_size")
+        model = options["model"]
+        if model == "all":
+            return list(SYLLABUS_BACKFILLS.values())
+        if model not in SYLLABUS_BACKFILLS:
+            raise CommandError(f"--model must be one of {', '.join([*SYLLABUS_BACKFILLS, 'all'])}, not {model!r}.")
+        return [SYLLABUS_BACKFILLS[model]]
 
     def _check_ready(self, alias, backfills):
         connection = connections[alias]

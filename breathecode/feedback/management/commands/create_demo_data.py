@@ -9,7 +9,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from breathecode.admissions.models import Academy, Cohort, Syllabus, SyllabusVersion
 from breathecode.feedback.models import Answer, Review, ReviewPlatform
 
-from .backfill_feedback_syllabus import positive_int
+from .backfill_feedback_syllabus import check_positive
 
 ACADEMIES = [("downtown-miami", "4Geeks Miami"), ("madrid", "4Geeks Madrid"), ("santiago", "4Geeks Chile")]
 # slug, name, number of versions. One syllabus has no slug, as some do upstream.
@@ -43,8 +43,8 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--answers", type=positive_int, default=10_000, help="How many answers. Default: 10000.")
-        parser.add_argument("--reviews", type=positive_int, help="How many reviews. Default: a tenth of --answers.")
+        parser.add_argument("--answers", type=int, default=10_000, help="How many answers. Default: 10000.")
+        parser.add_argument("--reviews", type=int, help="How many reviews. Default: a tenth of --answers.")
         parser.add_argument(
             "--database",
             default=DEFAULT_DB_ALIAS,
@@ -54,6 +54,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         alias = options["database"]
+        check_positive(options, "answers", "reviews")
         answers, reviews = options["answers"], options["reviews"] or max(1, options["answers"] // 10)
         try:
             with transaction.atomic(using=alias):
