@@ -13,6 +13,7 @@ from breathecode.utils.backfill.runner import (
     RowFailed,
     first_line,
 )
+from breathecode.utils.backfill.render import format_sql, run_statements
 from breathecode.utils.backfill.schema import NotReady, check_schema
 
 SAMPLE_SIZE = 10  # records shown per model at verbosity 1
@@ -48,6 +49,14 @@ class Command(BaseCommand):
             help="Count and show what would be updated, without writing anything.",
         )
         parser.add_argument(
+            "--sql",
+            action="store_true",
+            help=(
+                "Print the SQL statements this run would execute on the database's backend, "
+                "then stop; nothing is read or written."
+            ),
+        )
+        parser.add_argument(
             "--model",
             choices=[*SYLLABUS_BACKFILLS, "all"],
             default="all",
@@ -74,6 +83,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         alias, dry_run = options["database"], options["dry_run"]
         backfills = self._selected(options)
+        if options["sql"]:
+            return self._print_sql(alias, backfills, options)
         self._check_ready(alias, backfills)
         if dry_run and options["verbosity"] >= 1:
             self.stdout.write(self.style.WARNING("DRY RUN MODE - No changes will be made"))
@@ -124,6 +135,16 @@ class Command(BaseCommand):
             dry_run=options["dry_run"],
             sample=None if verbosity >= 2 else SAMPLE_SIZE if verbosity == 1 else 0,
         )
+
+    def _print_sql(self, alias, backfills, options):
+        """Each statement the run would execute, uncoloured under a ``--`` comment, as sqlmigrate does."""
+        try:
+            runners = [self._runner(backfill, alias, options) for backfill in backfills]
+        except NotImplementedError as error:
+            raise CommandError(str(error)) from error
+        for runner in runners:
+            for comment, sql in run_statements(runner):
+                self.stdout.write(f"-- {comment}\n{format_sql(sql)};\n\n")
 
     # -- one model --------------------------------------------------------------
 
