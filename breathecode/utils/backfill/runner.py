@@ -21,7 +21,8 @@ from django.db import DatabaseError, transaction
 from .compiler import Compiler
 from .dialects import Failure
 
-DEFAULT_BATCH_SIZE = 5000
+# About 0.1 s per chunk on a 2-core machine with PostgreSQL 15 (1M answers, see README).
+DEFAULT_BATCH_SIZE = 10_000
 
 
 @dataclass(frozen=True)

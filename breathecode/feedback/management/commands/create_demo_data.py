@@ -65,6 +65,10 @@ class Command(BaseCommand):
                 author = get_user_model().objects.using(alias).order_by("pk").first()
                 bulk_insert(alias, Review, reviews, cohorts, {"status": "PENDING", "is_public": False,
                                                               "author": author.pk, "platform": "google"})
+            with connections[alias].cursor() as cursor:
+                # Fresh statistics, as a production table has; without them the planner guesses badly.
+                for model in (Answer, Review):
+                    cursor.execute(f"ANALYZE {connections[alias].ops.quote_name(model._meta.db_table)}")
         except Exception as error:
             raise CommandError(f"Could not create demo data in database '{alias}': {error}") from error
         self.stdout.write(f"Created {answers} answers and {reviews} reviews in database '{alias}'.")
