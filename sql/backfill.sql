@@ -10,7 +10,7 @@
 -- interrupted run. Ctrl-C loses at most the chunk in progress.
 --
 -- Variables (psql -v name=value):
---   batch_size  rows per chunk (default 5000)
+--   batch_size  rows per chunk (default 10000)
 --   limit       fill at most this many rows per model, lowest ids first (default: no limit)
 --   model       answer | review | all: which table(s) to process (default all)
 --   lock_timeout  longest wait for a row lock, e.g. 2s (default 2000ms);
@@ -29,7 +29,7 @@
 \set AUTOCOMMIT on
 \if :{?batch_size}
 \else
-  \set batch_size 5000
+  \set batch_size 10000
 \endif
 \if :{?limit}
 \else

@@ -7,7 +7,7 @@
 -- prints for the same options. Runs in one read-only transaction.
 --
 -- Variables (psql -v name=value):
---   batch_size  rows per chunk, to count the chunks (default 5000)
+--   batch_size  rows per chunk, to count the chunks (default 10000)
 --   limit       at most this many rows per model, lowest ids first (default: no limit)
 --   model       answer | review | all: which table(s) to process (default all)
 --   sample      how many rows to show per model (default 10)
@@ -22,7 +22,7 @@
 \set QUIET on
 \if :{?batch_size}
 \else
-  \set batch_size 5000
+  \set batch_size 10000
 \endif
 \if :{?limit}
 \else
