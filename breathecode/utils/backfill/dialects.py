@@ -30,6 +30,8 @@ class Dialect:
     supports_select_for_update_of = False
     # Does the server honour per-transaction lock and statement time-outs?
     supports_chunk_timeouts = False
+    # How far behind, in seconds, the slowest replica replays (None: no replicas to ask).
+    replica_lag_sql: str | None = None
 
     def __init__(self, connection):
         self.connection = connection
@@ -60,6 +62,9 @@ class PostgreSQLDialect(Dialect):
     ROW_STATE_CLASSES = {"22", "23"}
     ROW_STATES = {"P0001"}
 
+    # replay_lag keeps growing while a standby does not replay; NULL means caught up.
+    replica_lag_sql = "SELECT COALESCE(MAX(EXTRACT(EPOCH FROM replay_lag)), 0) FROM pg_stat_replication"
+
     def chunk_setup(self, *, lock_timeout_ms, statement_timeout_ms):
         # SET LOCAL ends with the chunk's transaction; values are integers we checked.
         return [
@@ -78,6 +83,10 @@ class PostgreSQLDialect(Dialect):
 
 class SQLiteDialect(Dialect):
     vendor = "sqlite"
+
+    def chunk_setup(self, *, lock_timeout_ms, statement_timeout_ms):
+        # SQLite's lock wait is the busy timeout; it has no statement time-out.
+        return [f"PRAGMA busy_timeout = {int(lock_timeout_ms)}"]
 
     def __init__(self, connection, *, sqlite_version: tuple[int, ...] | None = None):
         super().__init__(connection)

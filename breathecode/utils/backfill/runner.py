@@ -23,6 +23,9 @@ from .dialects import Failure
 
 # About 0.1 s per chunk on a 2-core machine with PostgreSQL 15 (1M answers, see README).
 DEFAULT_BATCH_SIZE = 10_000
+# Bounds for --target-chunk-time's adaptive batch size.
+MIN_BATCH_SIZE, MAX_BATCH_SIZE = 100, 200_000
+REPLICA_POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,13 @@ class Retrying:
     attempt: int
     delay: float
     message: str
+
+
+@dataclass(frozen=True)
+class Paused:
+    """Waiting before the next chunk because a replica replays ``lag`` seconds behind."""
+
+    lag: float
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,9 @@ class Runner:
         lock_timeout_ms: int = 2000,
         statement_timeout_ms: int = 30000,
         sleep: float = 0.0,
+        target_chunk_seconds: float | None = None,
+        max_replica_lag: float | None = None,
+        should_stop=lambda: False,
     ):
         if batch_size < 1 or (limit is not None and limit < 1) or retries < 0:
             raise ValueError("batch_size and limit must be at least 1, retries at least 0.")
@@ -114,6 +127,9 @@ class Runner:
         self.lock_timeout_ms = lock_timeout_ms
         self.statement_timeout_ms = statement_timeout_ms
         self.sleep = sleep
+        self.target_chunk_seconds = target_chunk_seconds
+        self.max_replica_lag = max_replica_lag
+        self.should_stop = should_stop  # checked between chunks: a clean stop never splits one
         # Built once, before the loop.
         self.boundary_sql = compiler.boundary()
         self.update_sql = compiler.update()
@@ -144,18 +160,26 @@ class Runner:
 
     # -- running ------------------------------------------------------------
 
-    def run(self, plan: Plan) -> Iterator[ChunkDone | Retrying | RowFailed]:
-        """Fill (or, dry, read) the planned rows chunk by chunk, yielding what happens."""
+    def run(self, plan: Plan) -> Iterator[ChunkDone | Retrying | RowFailed | Paused]:
+        """Fill (or, dry, read) the planned rows chunk by chunk, yielding what happens.
+
+        Stops early, between chunks, once ``should_stop()`` is true.
+        """
         if plan.stop is None:
             return
         lo, remaining = self.start_id, self.limit if self.limit is not None else math.inf
-        while remaining > 0:
-            hi, rows = self._boundary(lo, plan.stop, min(self.batch_size, remaining))
+        while remaining > 0 and not self.should_stop():
+            yield from self._wait_for_replicas()
+            try:
+                hi, rows = self._boundary(lo, plan.stop, min(self.batch_size, remaining))
+            except DatabaseError as error:
+                raise ChunkError(lo, plan.stop, error) from error
             if not rows:
                 return
             for event in self._settle(lo, hi, rows):
                 if isinstance(event, ChunkDone):
                     remaining -= event.rows
+                    self._adapt(event)
                 yield event
             lo = hi
             if self.sleep and remaining > 0:
@@ -165,6 +189,26 @@ class Runner:
         with self.connection.cursor() as cursor:
             cursor.execute(self.boundary_sql, {"lo": lo, "stop": stop, "size": size})
             return cursor.fetchone()
+
+    def _adapt(self, chunk: ChunkDone) -> None:
+        """Steer the batch size toward ``target_chunk_seconds``, at most doubling or halving at once."""
+        if not self.target_chunk_seconds or chunk.rows < self.batch_size // 2:
+            return  # a short last chunk says little about the speed
+        factor = min(2.0, max(0.5, self.target_chunk_seconds / max(chunk.seconds, 1e-3)))
+        # The square root damps the steps, so one slow chunk does not swing the size.
+        self.batch_size = min(MAX_BATCH_SIZE, max(MIN_BATCH_SIZE, round(self.batch_size * factor**0.5)))
+
+    def _wait_for_replicas(self) -> Iterator[Paused]:
+        if self.max_replica_lag is None:
+            return
+        while (lag := self._replica_lag()) > self.max_replica_lag and not self.should_stop():
+            yield Paused(lag)
+            time.sleep(REPLICA_POLL_SECONDS)
+
+    def _replica_lag(self) -> float:
+        with self.connection.cursor() as cursor:
+            cursor.execute(self.dialect.replica_lag_sql)
+            return float(cursor.fetchone()[0] or 0)
 
     def _settle(self, lo: int, hi: int, rows: int) -> Iterator[ChunkDone | Retrying | RowFailed]:
         """Run chunk ``(lo, hi]``; retry it if transient, narrow it down if a row is refused."""
