@@ -48,10 +48,10 @@ def scratch_database(template: str | None = None):
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def psql(dbname: str, script: str | Path, *, role: str | None = None, check: bool = True, **variables):
+def psql(dbname: str, script: str | Path, *, as_role: str | None = None, check: bool = True, **variables):
     """Run ``script`` (a file of sql/, or a path) unchanged: ``psql -X -A -t -f script -v name=value ...``.
 
-    ``role``: run the whole session as that role (``PGOPTIONS=-c role=...``).
+    ``as_role``: run the whole session as that role (``PGOPTIONS=-c role=...``).
     Returns the CompletedProcess; raises with psql's output when it fails and ``check``.
     """
     entry = server()
@@ -64,8 +64,8 @@ def psql(dbname: str, script: str | Path, *, role: str | None = None, check: boo
     }
     if entry["PASSWORD"]:
         env["PGPASSWORD"] = entry["PASSWORD"]
-    if role:
-        env["PGOPTIONS"] = f"-c role={role}"
+    if as_role:
+        env["PGOPTIONS"] = f"-c role={as_role}"
     path = script if isinstance(script, Path) else SQL_DIR / script
     command = [PSQL, "-X", "-A", "-t", "-F", "|", "-f", str(path)]
     for name, value in variables.items():
