@@ -93,11 +93,11 @@ def raw_update() -> int:
     return updated
 
 
-def command(*options: str) -> tuple[int, list[float]]:
+def command(*options: str) -> tuple[int, list[float], int | None]:
     """``backfill_feedback_syllabus`` as a user runs it (verbosity 1, output not a terminal).
 
-    Returns the rows it reports and each chunk's seconds, read from its
-    per-chunk progress lines.
+    Returns the rows it reports, each chunk's seconds, read from its
+    per-chunk progress lines, and the batch size it says it used.
     """
     from django.core.management import call_command
 
@@ -106,12 +106,14 @@ def command(*options: str) -> tuple[int, list[float]]:
     text = out.getvalue()
     chunks = [float(seconds) for _rows, seconds in CHUNK_LINE.findall(text)]
     totals = re.findall(r"(?:updated|Would update) (\d+) records in total", text)
-    return (int(totals[-1]) if totals else -1), chunks
+    batch = re.search(r"of up to (\d+) rows", text)
+    return (int(totals[-1]) if totals else -1), chunks, int(batch.group(1)) if batch else None
 
 
 def run(strategy: str, batch_size: int | None) -> dict:
     started_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     chunks: list[float] = []
+    batch = None
     options = ["--batch-size", str(batch_size)] if batch_size else []
     started = time.perf_counter()
     if strategy == "loop":
@@ -121,15 +123,16 @@ def run(strategy: str, batch_size: int | None) -> dict:
     elif strategy == "raw":
         rows = raw_update()
     elif strategy == "command":
-        rows, chunks = command(*options)
+        rows, chunks, batch = command(*options)
     else:
-        rows, chunks = command("--dry-run", *options)
+        rows, chunks, batch = command("--dry-run", *options)
     seconds = time.perf_counter() - started
     return {
         "strategy": strategy,
         "seconds": seconds,
         "rows": rows,
         "chunks": chunks,
+        "batch_size": batch,
         # Linux reports kilobytes.
         "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "start_rss_kb": started_rss,
