@@ -6,6 +6,8 @@ command's result (expected_after_backfill.csv), never from the code under test.
 """
 
 import csv
+import signal
+import subprocess
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -13,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from .psqlrun import connect, psql, rows, scratch_database, verify_report
+from .psqlrun import PSQL, SQL_DIR, connect, psql, rows, scratch_database, server, verify_report
 
 UPSTREAM = Path(__file__).parent / "data" / "upstream"
 MODELS = {"feedback_answer": "Answer", "feedback_review": "Review"}
@@ -156,3 +158,23 @@ def test_least_privilege_role_can_do_nothing_else(upstream, role, statement):
     with connect(upstream, options=f"-c role={role}") as connection:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             connection.execute(statement)
+
+
+def test_ctrl_c_between_chunks_loses_nothing(upstream):
+    """SIGINT (what Ctrl-C sends) in the pause after chunk 1: chunk 1 stays committed, a rerun finishes."""
+    before = pairs(upstream)
+    entry = server()
+    env = {"PGHOST": entry["HOST"], "PGPORT": str(entry["PORT"] or 5432), "PGUSER": entry["USER"]}
+    command = [PSQL, "-X", "-d", upstream, "-f", str(SQL_DIR / "backfill.sql"), "-v", "batch_size=500", "-v", "pause=20"]
+    with subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) as run:
+        for line in run.stderr:
+            if "Answer chunk 1:" in line:
+                run.send_signal(signal.SIGINT)
+                break
+        run.wait(timeout=30)
+    assert run.returncode != 0
+    after = pairs(upstream)
+    assert sum(a != b for a, b in zip(before["feedback_answer"], after["feedback_answer"])) == 500
+    assert after["feedback_review"] == before["feedback_review"]
+    psql(upstream, "backfill.sql")
+    assert pairs(upstream) == expected_after()
