@@ -32,6 +32,8 @@ class Dialect:
     supports_chunk_timeouts = False
     # How far behind, in seconds, the slowest replica replays (None: no replicas to ask).
     replica_lag_sql: str | None = None
+    # Is this session unable to write (a standby, default_transaction_read_only)? None: cannot tell.
+    read_only_sql: str | None = None
 
     def __init__(self, connection):
         self.connection = connection
@@ -62,6 +64,7 @@ class PostgreSQLDialect(Dialect):
     ROW_STATE_CLASSES = {"22", "23"}
     ROW_STATES = {"P0001"}
 
+    read_only_sql = "SELECT current_setting('transaction_read_only') = 'on'"
     # replay_lag keeps growing while a standby does not replay; NULL means caught up.
     replica_lag_sql = "SELECT COALESCE(MAX(EXTRACT(EPOCH FROM replay_lag)), 0) FROM pg_stat_replication"
 
@@ -83,6 +86,8 @@ class PostgreSQLDialect(Dialect):
 
 class SQLiteDialect(Dialect):
     vendor = "sqlite"
+    # SQLite's read-only switch; a read-only file only shows when written to.
+    read_only_sql = "PRAGMA query_only"
 
     def chunk_setup(self, *, lock_timeout_ms, statement_timeout_ms):
         # SQLite's lock wait is the busy timeout; it has no statement time-out.

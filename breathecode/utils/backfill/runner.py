@@ -150,6 +150,14 @@ class Runner:
             last_id, _ = self._boundary(self.start_id, stop, self.limit)
         return Plan(rows, first_id, last_id, stop, math.ceil(rows / self.batch_size))
 
+    def report(self) -> dict[str, int]:
+        """Every row counted into one of the compiler's categories, plus ``total``."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(self.compiler.report())
+            total, *counts = cursor.fetchone()
+        names = [name for name, _ in self.compiler.categories]
+        return {"total": total, **{name: int(count or 0) for name, count in zip(names, counts)}}
+
     def preview(self, plan: Plan, size: int) -> list[tuple]:
         """The first ``size`` records the run would fill."""
         if not plan.rows:

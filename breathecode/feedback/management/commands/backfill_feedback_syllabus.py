@@ -1,23 +1,33 @@
 """Fill feedback Answer/Review.syllabus from cohort -> syllabus version -> syllabus, in set-based chunks."""
 
+import json
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from tqdm import tqdm
 
 from breathecode.feedback.backfills import SYLLABUS_BACKFILLS
 from breathecode.utils.backfill import Compiler, Runner, dialect_for
+from breathecode.utils.backfill.render import format_sql, run_statements
 from breathecode.utils.backfill.runner import (
     DEFAULT_BATCH_SIZE,
     ChunkDone,
     ChunkError,
+    Paused,
     Retrying,
     RowFailed,
     first_line,
 )
-from breathecode.utils.backfill.render import format_sql, run_statements
 from breathecode.utils.backfill.schema import NotReady, check_schema
 
 SAMPLE_SIZE = 10  # records shown per model at verbosity 1
 ERRORS_SHOWN = 5
+PROGRESS_EVERY = 5.0  # seconds between plain progress lines at verbosity 1
 RULE = "=" * 70
 
 
@@ -27,6 +37,68 @@ def check_positive(options, *names):
         value = options[name]
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise CommandError(f"--{name.replace('_', '-')} must be a whole number of at least 1, not {value!r}.")
+
+
+def check_not_negative(options, *names):
+    for name in names:
+        value = options[name]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            raise CommandError(f"--{name.replace('_', '-')} must be a number of at least 0, not {value!r}.")
+
+
+@dataclass
+class Outcome:
+    """What happened to one model, for the summary and --json."""
+
+    found: int = 0
+    updated: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+    last_id: int | None = None  # the highest id of the last committed chunk
+    failures: list[RowFailed] = field(default_factory=list)
+
+    def as_json(self):
+        return {
+            "found": self.found,
+            "updated": self.updated,
+            "failed": [f.pk for f in self.failures],
+            "chunks": self.chunks,
+            "seconds": round(self.seconds, 3),
+            "last_id": self.last_id,
+        }
+
+
+class StopSignals:
+    """First SIGINT/SIGTERM: finish the chunk in flight, then stop. Second: abort it at once."""
+
+    NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+
+    def __init__(self):
+        self.received = None
+        self._previous = {}
+
+    def __enter__(self):
+        # Signal handlers can only be set from the main thread (call_command may run elsewhere).
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.NAMES}
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum, frame):
+        if self.received is not None:
+            raise KeyboardInterrupt  # rolls back the chunk in flight
+        self.received = signum
+
+    @property
+    def name(self):
+        return self.NAMES.get(self.received, "SIGINT")
+
+    @property
+    def returncode(self):
+        return 128 + (self.received or signal.SIGINT)
 
 
 class Command(BaseCommand):
@@ -44,9 +116,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--dry-run",
-            action="store_true",
-            help="Count and show what would be updated, without writing anything.",
+            "--dry-run", action="store_true", help="Count and show what would be updated, without writing anything."
         )
         parser.add_argument(
             "--sql",
@@ -57,21 +127,65 @@ class Command(BaseCommand):
             ),
         )
         parser.add_argument(
-            "--model",
-            choices=[*SYLLABUS_BACKFILLS, "all"],
-            default="all",
-            help="Which model to backfill. Default: all.",
+            "--check",
+            action="store_true",
+            help=(
+                "Write nothing; report per model the rows still to fill, those that can never be "
+                "filled, and those already set. Exit status 1 while rows remain to fill."
+            ),
         )
         parser.add_argument(
-            "--limit",
-            type=int,
-            help="Update at most this many records per model, lowest ids first.",
+            "--json", action="store_true", help="Print one JSON summary on stdout and nothing else there."
+        )
+        parser.add_argument(
+            "--model", choices=[*SYLLABUS_BACKFILLS, "all"], default="all", help="Which model to backfill. Default: all."
+        )
+        parser.add_argument(
+            "--limit", type=int, help="Update at most this many records per model, lowest ids first."
         )
         parser.add_argument(
             "--batch-size",
             type=int,
             default=DEFAULT_BATCH_SIZE,
             help=f"Rows per chunk; each chunk is one short transaction. Default: {DEFAULT_BATCH_SIZE}.",
+        )
+        parser.add_argument(
+            "--start-id", type=int, default=0, help="Only consider ids above this one (to resume). Default: 0."
+        )
+        parser.add_argument(
+            "--sleep", type=float, default=0.0, help="Seconds to pause between chunks. Default: 0."
+        )
+        parser.add_argument(
+            "--target-chunk-time",
+            type=int,
+            metavar="MS",
+            help="Grow or shrink the batch size toward chunks of this many milliseconds.",
+        )
+        parser.add_argument(
+            "--max-replica-lag",
+            type=float,
+            metavar="SECONDS",
+            help="PostgreSQL: pause while any standby replays further behind than this.",
+        )
+        parser.add_argument(
+            "--lock-timeout",
+            type=int,
+            default=2000,
+            metavar="MS",
+            help="How long a chunk waits for a row lock (SQLite: the busy timeout). Default: 2000.",
+        )
+        parser.add_argument(
+            "--statement-timeout",
+            type=int,
+            default=30000,
+            metavar="MS",
+            help="PostgreSQL: the longest a chunk statement may run. Default: 30000.",
+        )
+        parser.add_argument(
+            "--retries",
+            type=int,
+            default=5,
+            help="Retries of a chunk that hit a lock or time-out, before it is split. Default: 5.",
         )
         parser.add_argument(
             "--database",
@@ -81,29 +195,36 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        alias, dry_run = options["database"], options["dry_run"]
+        self.options = options
+        self.verbosity = -1 if options["json"] else options["verbosity"]
         backfills = self._selected(options)
+        alias = options["database"]
         if options["sql"]:
             return self._print_sql(alias, backfills, options)
-        self._check_ready(alias, backfills)
-        if dry_run and options["verbosity"] >= 1:
-            self.stdout.write(self.style.WARNING("DRY RUN MODE - No changes will be made"))
+        self._check_ready(alias, backfills, options)
+        if options["check"]:
+            return self._check(alias, backfills)
 
-        total, failed = 0, 0
-        for backfill in backfills:
-            runner = self._runner(backfill, alias, options)
-            updated, failures = self._process(backfill, runner, options)
-            total += updated
-            failed += len(failures)
-        self._summary(total, dry_run, options["verbosity"])
-        if failed:
-            raise CommandError(f"{failed} records could not be updated; see the errors above.")
+        self._say(self.style.WARNING("DRY RUN MODE - No changes will be made"), when=options["dry_run"])
+        outcomes = {}
+        with StopSignals() as stop:
+            try:
+                for backfill in backfills:
+                    if stop.received is None:
+                        outcomes[backfill.name] = self._process(backfill, self._runner(backfill, alias, stop), stop)
+            except KeyboardInterrupt:
+                stop.received = stop.received or signal.SIGINT
+            except CommandError:
+                self._json(outcomes, "error")
+                raise
+        self._finish(outcomes, stop)
 
     # -- set-up ---------------------------------------------------------------
 
     def _selected(self, options):
         """The backfills to run, once the options are known to be sound."""
-        check_positive(options, "limit", "batch_size")
+        check_positive(options, "limit", "batch_size", "target_chunk_time", "lock_timeout", "statement_timeout")
+        check_not_negative(options, "start_id", "sleep", "max_replica_lag", "retries")
         model = options["model"]
         if model == "all":
             return list(SYLLABUS_BACKFILLS.values())
@@ -111,137 +232,228 @@ class Command(BaseCommand):
             raise CommandError(f"--model must be one of {', '.join([*SYLLABUS_BACKFILLS, 'all'])}, not {model!r}.")
         return [SYLLABUS_BACKFILLS[model]]
 
-    def _check_ready(self, alias, backfills):
+    def _check_ready(self, alias, backfills, options):
         connection = connections[alias]
         try:
             connection.ensure_connection()
         except DatabaseError as error:
             raise CommandError(f"Cannot connect to database '{alias}': {first_line(error)}") from error
         try:
-            dialect_for(connection)
+            dialect = dialect_for(connection)
             for backfill in backfills:
                 check_schema(backfill, alias)
         except (NotReady, NotImplementedError) as error:
             raise CommandError(str(error)) from error
+        if options["max_replica_lag"] is not None and dialect.replica_lag_sql is None:
+            raise CommandError(f"--max-replica-lag needs PostgreSQL; database '{alias}' is {connection.vendor}.")
+        if not (options["dry_run"] or options["check"]) and self._read_only(connection, dialect):
+            raise CommandError(
+                f"Database '{alias}' is read-only (a standby, or a read-only transaction default); "
+                "run against the primary, or use --dry-run or --check here."
+            )
 
-    def _runner(self, backfill, alias, options):
-        connection = connections[alias]
-        verbosity = options["verbosity"]
+    def _read_only(self, connection, dialect):
+        with connection.cursor() as cursor:
+            cursor.execute(dialect.read_only_sql)
+            return bool(cursor.fetchone()[0])
+
+    def _runner(self, backfill, alias, stop=None):
+        connection, options = connections[alias], self.options
+        target = options["target_chunk_time"]
         return Runner(
             Compiler(backfill, dialect_for(connection)),
             connection,
             batch_size=options["batch_size"],
             limit=options["limit"],
+            start_id=options["start_id"],
             dry_run=options["dry_run"],
-            sample=None if verbosity >= 2 else SAMPLE_SIZE if verbosity == 1 else 0,
+            sample=None if self.verbosity >= 2 else SAMPLE_SIZE if self.verbosity == 1 else 0,
+            retries=options["retries"],
+            lock_timeout_ms=options["lock_timeout"],
+            statement_timeout_ms=options["statement_timeout"],
+            sleep=options["sleep"],
+            target_chunk_seconds=target / 1000 if target else None,
+            max_replica_lag=options["max_replica_lag"],
+            should_stop=(lambda: stop.received is not None) if stop else (lambda: False),
         )
 
     def _print_sql(self, alias, backfills, options):
         """Each statement the run would execute, uncoloured under a ``--`` comment, as sqlmigrate does."""
+        self.options, self.verbosity = options, options["verbosity"]
         try:
-            runners = [self._runner(backfill, alias, options) for backfill in backfills]
+            runners = [self._runner(backfill, alias) for backfill in backfills]
         except NotImplementedError as error:
             raise CommandError(str(error)) from error
         for runner in runners:
             for comment, sql in run_statements(runner):
                 self.stdout.write(f"-- {comment}\n{format_sql(sql)};\n\n")
 
+    # -- verification ---------------------------------------------------------
+
+    def _check(self, alias, backfills):
+        reports = {}
+        for backfill in backfills:
+            try:
+                reports[backfill.name] = self._runner(backfill, alias).report()
+            except DatabaseError as error:
+                raise CommandError(f"{backfill.name}: {first_line(error)}") from error
+        if self.options["json"]:
+            self.stdout.write(json.dumps(reports, indent=2))
+        for name, report in reports.items():
+            self._say(self.style.MIGRATE_HEADING(f"{name}: {report['total']} rows"), when=True, level=0)
+            for category, count in report.items():
+                if category != "total":
+                    self._say(f"  {category:<40} {count:>12}", when=True, level=0)
+        remaining = sum(report["to fill"] for report in reports.values())
+        if remaining:
+            raise CommandError(f"{remaining} records still need the backfill.", returncode=1)
+
     # -- one model --------------------------------------------------------------
 
-    def _process(self, backfill, runner, options):
-        """Plan and run one model's backfill; return (rows updated, failures)."""
-        verbosity, dry_run = options["verbosity"], options["dry_run"]
-        plan = runner.plan()
-        if verbosity >= 1:
-            self.stdout.write(f"\n{RULE}")
-            self.stdout.write(self.style.MIGRATE_HEADING(f"Processing {backfill.name} model..."))
-            self.stdout.write(RULE)
-            self.stdout.write(f"Found {plan.rows} {backfill.name} records to process")
-            if plan.rows:
-                self.stdout.write(
-                    f"  {plan.chunks} chunk(s) of up to {runner.batch_size} rows, "
-                    f"ids {plan.first_id}..{plan.last_id}"
-                )
-            else:
-                self.stdout.write(self.style.WARNING(f"  No {backfill.plural} need updating"))
+    def _process(self, backfill, runner, stop):
+        """Plan and run one model's backfill."""
+        try:
+            plan = runner.plan()
+        except DatabaseError as error:
+            raise CommandError(f"{backfill.name}: {first_line(error)}") from error
+        outcome = Outcome(found=plan.rows)
+        self._say(f"\n{RULE}\n{self.style.MIGRATE_HEADING(f'Processing {backfill.name} model...')}\n{RULE}")
+        self._say(f"Found {plan.rows} {backfill.name} records to process")
+        self._say(
+            f"  {plan.chunks} chunk(s) of up to {runner.batch_size} rows, ids {plan.first_id}..{plan.last_id}",
+            when=plan.rows,
+        )
+        self._say(self.style.WARNING(f"  No {backfill.plural} need updating"), when=not plan.rows)
 
-        if dry_run and verbosity < 2:
+        if self.options["dry_run"] and self.verbosity < 2:
             # A count is exact for a dry run; reading every row is only worth it to print them all.
-            if verbosity == 1:
-                self._records(backfill, runner.preview(plan, SAMPLE_SIZE), dry_run)
+            if self.verbosity == 1:
+                self._records(backfill, runner.preview(plan, SAMPLE_SIZE))
                 self._more(plan.rows, SAMPLE_SIZE)
-            updated, failures = plan.rows, []
+            outcome.updated = plan.rows
         else:
-            updated, failures = self._run(backfill, runner, plan, options)
+            self._run(backfill, runner, plan, outcome, stop)
 
-        if verbosity >= 1:
-            self.stdout.write("")
-        verb = "Would update" if dry_run else "Updated"
-        self.stdout.write(self.style.SUCCESS(f"{verb} {updated} {backfill.name} records"))
-        self._errors(backfill, failures)
-        return updated, failures
+        self._say("")
+        verb = "Would update" if self.options["dry_run"] else "Updated"
+        self._say(self.style.SUCCESS(f"{verb} {outcome.updated} {backfill.name} records"), level=0)
+        self._errors(backfill, outcome.failures)
+        return outcome
 
-    def _run(self, backfill, runner, plan, options):
-        verbosity, dry_run = options["verbosity"], options["dry_run"]
-        updated, failures, shown, chunk = 0, [], 0, 0
+    def _run(self, backfill, runner, plan, outcome, stop):
+        started, shown, last_line = time.monotonic(), 0, time.monotonic()
+        bar = self._bar(backfill, plan)
         try:
             for event in runner.run(plan):
                 if isinstance(event, ChunkDone):
-                    chunk += 1
-                    updated += event.rows
-                    self._records(backfill, event.records, dry_run)
+                    outcome.chunks += 1
+                    outcome.updated += event.rows
+                    outcome.last_id = event.hi
+                    outcome.seconds = time.monotonic() - started
+                    self._records(backfill, event.records, bar)
                     shown += len(event.records)
-                    if verbosity >= 1:
-                        self.stdout.write(
-                            f"  chunk {chunk}/{plan.chunks}: ids {event.lo + 1}..{event.hi}, "
-                            f"{event.rows} rows in {event.seconds:.2f} s"
-                        )
+                    if bar:
+                        bar.update(event.rows)
+                    elif self.verbosity >= 2 or (self.verbosity == 1 and time.monotonic() - last_line >= PROGRESS_EVERY):
+                        self._progress(event, outcome, plan)
+                        last_line = time.monotonic()
                 elif isinstance(event, RowFailed):
-                    failures.append(event)
-                    if verbosity >= 2:
-                        self.stdout.write(self.style.ERROR(f"  ✗ {backfill.name} {event.pk}: {event.message}"))
-                elif isinstance(event, Retrying) and verbosity >= 1:
-                    self.stderr.write(
-                        f"  ids {event.lo + 1}..{event.hi}: {event.message}; retry {event.attempt} "
-                        f"in {event.delay:.2f} s"
-                    )
+                    outcome.failures.append(event)
+                    self._say(self.style.ERROR(f"  ✗ {backfill.name} {event.pk}: {event.message}"), level=2)
+                elif isinstance(event, Retrying):
+                    self._note(f"  ids {event.lo + 1}..{event.hi}: {event.message}; retry {event.attempt} in {event.delay:.2f} s")
+                elif isinstance(event, Paused):
+                    self._note(f"  paused: a replica replays {event.lag:.1f} s behind (limit {runner.max_replica_lag} s)")
         except ChunkError as error:
             raise CommandError(
-                f"{backfill.name} {error} (committed: {updated} rows up to id {error.lo}; "
+                f"{backfill.name} {error} (committed: {outcome.updated} rows, up to id {outcome.last_id or error.lo}; "
                 "run the command again to finish)."
             ) from error
-        if verbosity == 1:
-            self._more(updated, shown)
-        return updated, failures
+        finally:
+            if bar:
+                bar.close()
+        if self.verbosity == 1 and not bar and outcome.chunks:
+            self._progress(event, outcome, plan)
+        if self.verbosity == 1:
+            self._more(outcome.updated, shown)
 
     # -- presentation -----------------------------------------------------------
 
-    def _records(self, backfill, records, dry_run):
-        prefix = "[DRY RUN]" if dry_run else "✓"
+    def _say(self, text, *, when=True, level=1):
+        """Write to stdout when ``when`` holds and the verbosity reaches ``level`` (never with --json)."""
+        if when and self.verbosity >= level:
+            self.stdout.write(text)
+
+    def _note(self, text):
+        """A diagnostic: stderr, at verbosity 1 and up (with --json too)."""
+        if self.options["verbosity"] >= 1:
+            self.stderr.write(text)
+
+    def _bar(self, backfill, plan):
+        """A progress bar with rate and ETA, when a person watches a terminal."""
+        if self.verbosity >= 1 and self.stdout.isatty() and plan.rows:
+            return tqdm(total=plan.rows, desc=backfill.name, unit="rows", unit_scale=True, file=sys.stderr)
+        return None
+
+    def _progress(self, event, outcome, plan):
+        rate = outcome.updated / outcome.seconds if outcome.seconds else 0
+        self._say(
+            f"  chunk {outcome.chunks}/{plan.chunks}: ids {event.lo + 1}..{event.hi}, {event.rows} rows in "
+            f"{event.seconds:.2f} s ({outcome.updated}/{plan.rows} rows, {rate:,.0f} rows/s)"
+        )
+
+    def _records(self, backfill, records, bar=None):
+        prefix = "[DRY RUN]" if self.options["dry_run"] else "✓"
         names = [path.split("__")[0] for path in backfill.show]
         for pk, _value, *shown in records:
             described = " → ".join(f"{name}={value}" for name, value in zip(names, shown))
-            self.stdout.write(f"  {prefix} {backfill.name} {pk}: {described}")
+            if bar:
+                bar.clear()
+            self._say(f"  {prefix} {backfill.name} {pk}: {described}")
 
     def _more(self, total, shown):
-        if total > shown:
-            self.stdout.write(f"  ... and {total - shown} more (use -v 2 to list every record)")
+        self._say(f"  ... and {total - shown} more (use -v 2 to list every record)", when=total > shown)
 
     def _errors(self, backfill, failures):
         if not failures:
             return
-        self.stdout.write(self.style.ERROR(f"Errors: {len(failures)}"))
+        self._say(self.style.ERROR(f"Errors: {len(failures)}"), level=0)
         for failure in failures[:ERRORS_SHOWN]:
-            self.stdout.write(self.style.ERROR(f"  - {backfill.name} {failure.pk}: {failure.message}"))
-        if len(failures) > ERRORS_SHOWN:
-            self.stdout.write(self.style.ERROR(f"  ... and {len(failures) - ERRORS_SHOWN} more"))
+            self._say(self.style.ERROR(f"  - {backfill.name} {failure.pk}: {failure.message}"), level=0)
+        self._say(
+            self.style.ERROR(f"  ... and {len(failures) - ERRORS_SHOWN} more"),
+            when=len(failures) > ERRORS_SHOWN,
+            level=0,
+        )
 
-    def _summary(self, total, dry_run, verbosity):
-        if verbosity >= 1:
-            self.stdout.write(f"\n{RULE}")
-        if dry_run:
-            self.stdout.write(self.style.SUCCESS(f"DRY RUN: Would update {total} records in total"))
+    def _finish(self, outcomes, stop):
+        """Totals, then the exit status: 0 done, 1 rows failed, 128 + signal when stopped."""
+        total = sum(o.updated for o in outcomes.values())
+        failed = sum(len(o.failures) for o in outcomes.values())
+        self._say(f"\n{RULE}")
+        if self.options["dry_run"]:
+            self._say(self.style.SUCCESS(f"DRY RUN: Would update {total} records in total"), level=0)
         else:
-            self.stdout.write(self.style.SUCCESS(f"✓ Successfully updated {total} records in total"))
-        if verbosity >= 1:
-            self.stdout.write(RULE)
+            self._say(self.style.SUCCESS(f"✓ Successfully updated {total} records in total"), level=0)
+        self._say(RULE)
+        reason = "interrupted" if stop.received else "rows failed" if failed else "completed"
+        self._json(outcomes, reason)
+        if stop.received:
+            where = ", ".join(f"{name} up to id {o.last_id}" for name, o in outcomes.items() if o.last_id)
+            raise CommandError(
+                f"Stopped by {stop.name}; committed {where or 'nothing'}. Run the command again to finish.",
+                returncode=stop.returncode,
+            )
+        if failed:
+            raise CommandError(f"{failed} records could not be updated; see the errors above.")
+
+    def _json(self, outcomes, reason):
+        if self.options["json"]:
+            summary = {
+                "models": {name: o.as_json() for name, o in outcomes.items()},
+                "total_updated": sum(o.updated for o in outcomes.values()),
+                "total_failed": sum(len(o.failures) for o in outcomes.values()),
+                "dry_run": self.options["dry_run"],
+                "exit_reason": reason,
+            }
+            self.stdout.write(json.dumps(summary, indent=2))
