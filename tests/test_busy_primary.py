@@ -271,3 +271,45 @@ def test_a_read_only_database_refuses_a_real_run_but_not_a_dry_run(alias):
 def test_replica_lag_option_needs_postgresql(world):
     with pytest.raises(CommandError, match="^--max-replica-lag needs PostgreSQL; database 'default' is sqlite."):
         backfill("default", max_replica_lag=1.0)
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_permission_denied_gets_one_line_and_writes_nothing(pg_alias):
+    w = make_world(pg_alias)
+    answers(w, {1: (w.fs, None), 2: (w.fs, None)})
+    execute(pg_alias, ["CREATE ROLE reader NOLOGIN", "GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader", "SET ROLE reader"])
+    try:
+        with pytest.raises(CommandError) as raised:
+            backfill(pg_alias, model="answer")
+    finally:
+        execute(pg_alias, ["RESET ROLE", "DROP OWNED BY reader", "DROP ROLE reader"])
+
+    assert str(raised.value) == (
+        "Answer ids 1..2: permission denied for table feedback_answer "
+        "(committed: 0 rows; run the command again to finish)."
+    )
+    assert syllabus_ids(Answer, pg_alias) == {1: None, 2: None}
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_losing_the_connection_mid_run_says_how_far_it_got(pg_alias):
+    w = make_world(pg_alias)
+    answers(w, {pk: (w.fs, None) for pk in range(1, 7)})
+    backend = connections[pg_alias].connection.info.backend_pid
+
+    def administrator():
+        with second_session(pg_alias) as session:
+            # Wait until the second chunk has committed, then cut the backfill's connection.
+            while session.execute("SELECT count(*) FROM feedback_answer WHERE syllabus_id IS NOT NULL").fetchone()[0] < 4:
+                time.sleep(0.02)
+            session.execute("SELECT pg_terminate_backend(%s)", [backend])
+
+    cutter = threading.Thread(target=administrator)
+    cutter.start()
+    with pytest.raises(CommandError) as raised:
+        backfill(pg_alias, model="answer", batch_size=2, sleep=0.5)
+    cutter.join()
+    connections[pg_alias].close()
+
+    assert "(committed: 4 rows, up to id 4; run the command again to finish)." in str(raised.value)
+    assert [pk for pk, s in syllabus_ids(Answer, pg_alias).items() if s] == [1, 2, 3, 4]

@@ -365,9 +365,9 @@ class Command(BaseCommand):
                 elif isinstance(event, Paused):
                     self._note(f"  paused: a replica replays {event.lag:.1f} s behind (limit {runner.max_replica_lag} s)")
         except ChunkError as error:
+            upto = f", up to id {outcome.last_id}" if outcome.last_id else ""
             raise CommandError(
-                f"{backfill.name} {error} (committed: {outcome.updated} rows, up to id {outcome.last_id or error.lo}; "
-                "run the command again to finish)."
+                f"{backfill.name} {error} (committed: {outcome.updated} rows{upto}; run the command again to finish)."
             ) from error
         finally:
             if bar:
