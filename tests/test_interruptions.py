@@ -316,14 +316,6 @@ def test_one_stop_signal_between_chunks_stops_before_the_next(copy, signum, stat
     rerun_reaches(name, expected)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product bug: on a second signal the KeyboardInterrupt leaves _process() before its Outcome is "
-        "stored, so the summary says 'Successfully updated 0 records' and 'committed nothing' although "
-        "the earlier chunks (12000 rows) were committed"
-    ),
-)
 def test_a_second_signal_abandons_the_chunk_in_flight_and_reports_what_was_committed(copy):
     name, before, expected, fillable = copy
     with row_locked(name, LOCKED_ID) as locker:

@@ -251,14 +251,6 @@ def test_without_a_lag_limit_a_paused_standby_does_not_hold_the_run(demo):
     assert filled(cluster.primary_port) == AFTER
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "product gap: pg_stat_replication shows replay_lag only to superusers and members of "
-        "pg_read_all_stats/pg_monitor; for any other role replica_lag_sql reads NULL -> 0, so "
-        "--max-replica-lag never pauses and says nothing"
-    ),
-)
 def test_a_role_that_cannot_see_the_lag_does_not_run_unthrottled_in_silence(demo):
     cluster = demo
     with connect(cluster.primary_port, "backfill") as conn:

@@ -67,6 +67,8 @@ class PostgreSQLDialect(Dialect):
     read_only_sql = "SELECT current_setting('transaction_read_only') = 'on'"
     # replay_lag keeps growing while a standby does not replay; NULL means caught up.
     replica_lag_sql = "SELECT COALESCE(MAX(EXTRACT(EPOCH FROM replay_lag)), 0) FROM pg_stat_replication"
+    # Without pg_monitor/pg_read_all_stats a role sees the standbys but not their state or lag.
+    hidden_replicas_sql = "SELECT COUNT(*) FROM pg_stat_replication WHERE state IS NULL"
 
     def chunk_setup(self, *, lock_timeout_ms, statement_timeout_ms):
         # SET LOCAL ends with the chunk's transaction; values are integers we checked.

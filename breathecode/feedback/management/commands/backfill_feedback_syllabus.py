@@ -211,7 +211,9 @@ class Command(BaseCommand):
             try:
                 for backfill in backfills:
                     if stop.received is None:
-                        outcomes[backfill.name] = self._process(backfill, self._runner(backfill, alias, stop), stop)
+                        # Stored before it runs, so a second signal mid-chunk still reports what was committed.
+                        outcomes[backfill.name] = Outcome()
+                        self._process(backfill, self._runner(backfill, alias, stop), outcomes[backfill.name])
             except KeyboardInterrupt:
                 stop.received = stop.received or signal.SIGINT
             except CommandError:
@@ -244,13 +246,24 @@ class Command(BaseCommand):
                 check_schema(backfill, alias)
         except (NotReady, NotImplementedError) as error:
             raise CommandError(str(error)) from error
-        if options["max_replica_lag"] is not None and dialect.replica_lag_sql is None:
-            raise CommandError(f"--max-replica-lag needs PostgreSQL; database '{alias}' is {connection.vendor}.")
+        if options["max_replica_lag"] is not None:
+            self._check_replicas_visible(alias, connection, dialect)
         if not (options["dry_run"] or options["check"]) and self._read_only(connection, dialect):
             raise CommandError(
                 f"Database '{alias}' is read-only (a standby, or a read-only transaction default); "
                 "run against the primary, or use --dry-run or --check here."
             )
+
+    def _check_replicas_visible(self, alias, connection, dialect):
+        if dialect.replica_lag_sql is None:
+            raise CommandError(f"--max-replica-lag needs PostgreSQL; database '{alias}' is {connection.vendor}.")
+        with connection.cursor() as cursor:
+            cursor.execute(dialect.hidden_replicas_sql)
+            if cursor.fetchone()[0]:
+                raise CommandError(
+                    f"--max-replica-lag: this role cannot see the replicas' lag in pg_stat_replication on "
+                    f"database '{alias}'; GRANT pg_monitor (or pg_read_all_stats) to it, or drop the option."
+                )
 
     def _read_only(self, connection, dialect):
         with connection.cursor() as cursor:
@@ -310,13 +323,13 @@ class Command(BaseCommand):
 
     # -- one model --------------------------------------------------------------
 
-    def _process(self, backfill, runner, stop):
-        """Plan and run one model's backfill."""
+    def _process(self, backfill, runner, outcome):
+        """Plan and run one model's backfill, keeping ``outcome`` up to date as chunks commit."""
         try:
             plan = runner.plan()
         except DatabaseError as error:
             raise CommandError(f"{backfill.name}: {first_line(error)}") from error
-        outcome = Outcome(found=plan.rows)
+        outcome.found = plan.rows
         self._say(f"\n{RULE}\n{self.style.MIGRATE_HEADING(f'Processing {backfill.name} model...')}\n{RULE}")
         self._say(f"Found {plan.rows} {backfill.name} records to process")
         self._say(
@@ -332,15 +345,14 @@ class Command(BaseCommand):
                 self._more(plan.rows, SAMPLE_SIZE)
             outcome.updated = plan.rows
         else:
-            self._run(backfill, runner, plan, outcome, stop)
+            self._run(backfill, runner, plan, outcome)
 
         self._say("")
         verb = "Would update" if self.options["dry_run"] else "Updated"
         self._say(self.style.SUCCESS(f"{verb} {outcome.updated} {backfill.name} records"), level=0)
         self._errors(backfill, outcome.failures)
-        return outcome
 
-    def _run(self, backfill, runner, plan, outcome, stop):
+    def _run(self, backfill, runner, plan, outcome):
         started, shown, last_line = time.monotonic(), 0, time.monotonic()
         bar = self._bar(backfill, plan)
         try:
