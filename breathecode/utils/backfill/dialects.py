@@ -65,8 +65,13 @@ class PostgreSQLDialect(Dialect):
     ROW_STATES = {"P0001"}
 
     read_only_sql = "SELECT current_setting('transaction_read_only') = 'on'"
-    # replay_lag keeps growing while a standby does not replay; NULL means caught up.
-    replica_lag_sql = "SELECT COALESCE(MAX(EXTRACT(EPOCH FROM replay_lag)), 0) FROM pg_stat_replication"
+    # replay_lag grows while a standby does not replay, but only as often as the standby
+    # reports (wal_receiver_status_interval); a standby that has replayed everything is
+    # caught up whatever stale lag it last reported.
+    replica_lag_sql = (
+        "SELECT COALESCE(MAX(CASE WHEN replay_lsn >= pg_current_wal_lsn() THEN 0 "
+        "ELSE EXTRACT(EPOCH FROM replay_lag) END), 0) FROM pg_stat_replication"
+    )
     # Without pg_monitor/pg_read_all_stats a role sees the standbys but not their state or lag.
     hidden_replicas_sql = "SELECT COUNT(*) FROM pg_stat_replication WHERE state IS NULL"
 

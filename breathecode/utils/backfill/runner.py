@@ -207,8 +207,8 @@ class Runner:
         self.batch_size = min(MAX_BATCH_SIZE, max(MIN_BATCH_SIZE, round(self.batch_size * factor**0.5)))
 
     def _wait_for_replicas(self) -> Iterator[Paused]:
-        if self.max_replica_lag is None:
-            return
+        if self.max_replica_lag is None or self.dry_run:
+            return  # a dry run writes nothing a replica must replay
         while (lag := self._replica_lag()) > self.max_replica_lag and not self.should_stop():
             yield Paused(lag)
             time.sleep(REPLICA_POLL_SECONDS)
