@@ -30,6 +30,8 @@ class Dialect:
     supports_select_for_update_of = False
     # Does the server honour per-transaction lock and statement time-outs?
     supports_chunk_timeouts = False
+    # Can several connections write to one table at once (not SQLite: it has one writer)?
+    supports_parallel_writers = False
     # How far behind, in seconds, the slowest replica replays (None: no replicas to ask).
     replica_lag_sql: str | None = None
     # Is this session unable to write (a standby, default_transaction_read_only)? None: cannot tell.
@@ -53,6 +55,7 @@ class Dialect:
 
 class PostgreSQLDialect(Dialect):
     vendor = "postgresql"
+    supports_parallel_writers = True
     supports_select_for_update_of = True
     supports_chunk_timeouts = True
 

@@ -10,6 +10,7 @@ while rows keep arriving. No state is kept between runs: every UPDATE re-checks
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import time
@@ -147,7 +148,7 @@ class Runner:
             rows, first_id, last_id = cursor.fetchone()
         if self.limit is not None and rows > self.limit:
             rows = self.limit
-            last_id, _ = self._boundary(self.start_id, stop, self.limit)
+            last_id, _ = self.boundary(self.start_id, stop, self.limit)
         return Plan(rows, first_id, last_id, stop, math.ceil(rows / self.batch_size))
 
     def report(self) -> dict[str, int]:
@@ -166,6 +167,12 @@ class Runner:
             cursor.execute(self.compiler.preview(), {"lo": self.start_id, "hi": plan.last_id, "size": size})
             return cursor.fetchall()
 
+    def for_part(self, connection, lo: int, hi: int, rows: int, *, sample: int | None) -> tuple[Runner, Plan]:
+        """This runner, on ``connection``, for the ``rows`` planned rows in ``(lo, hi]`` only."""
+        part = copy.copy(self)
+        part.connection, part.start_id, part.limit, part.sample = connection, lo, rows, sample
+        return part, Plan(rows, None, hi, hi, math.ceil(rows / self.batch_size))
+
     # -- running ------------------------------------------------------------
 
     def run(self, plan: Plan) -> Iterator[ChunkDone | Retrying | RowFailed | Paused]:
@@ -179,7 +186,7 @@ class Runner:
         while remaining > 0 and not self.should_stop():
             yield from self._wait_for_replicas()
             try:
-                hi, rows = self._boundary(lo, plan.stop, min(self.batch_size, remaining))
+                hi, rows = self.boundary(lo, plan.stop, min(self.batch_size, remaining))
             except DatabaseError as error:
                 raise ChunkError(lo, plan.stop, error) from error
             if not rows:
@@ -193,7 +200,8 @@ class Runner:
             if self.sleep and remaining > 0:
                 time.sleep(self.sleep)
 
-    def _boundary(self, lo: int, stop: int, size: int) -> tuple[int | None, int]:
+    def boundary(self, lo: int, stop: int, size: int) -> tuple[int | None, int]:
+        """``(id of the size-th eligible row after lo, how many there are)``, not past ``stop``."""
         with self.connection.cursor() as cursor:
             cursor.execute(self.boundary_sql, {"lo": lo, "stop": stop, "size": size})
             return cursor.fetchone()
@@ -238,10 +246,10 @@ class Runner:
             yield RowFailed(hi, first_line(failure))
             return
         # Split in two halves by eligible rows, and settle each on its own.
-        mid, first = self._boundary(lo, hi, rows // 2)
+        mid, first = self.boundary(lo, hi, rows // 2)
         if first:
             yield from self._settle(lo, mid, first)
-            hi_rest, rest = self._boundary(mid, hi, rows)
+            hi_rest, rest = self.boundary(mid, hi, rows)
             if rest:
                 yield from self._settle(mid, hi_rest, rest)
 

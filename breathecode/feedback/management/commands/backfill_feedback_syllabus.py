@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from breathecode.feedback.backfills import SYLLABUS_BACKFILLS
 from breathecode.utils.backfill import Compiler, Runner, dialect_for
+from breathecode.utils.backfill.parallel import run_parallel
 from breathecode.utils.backfill.render import format_sql, run_statements
 from breathecode.utils.backfill.runner import (
     DEFAULT_BATCH_SIZE,
@@ -150,6 +151,15 @@ class Command(BaseCommand):
             help=f"Rows per chunk; each chunk is one short transaction. Default: {DEFAULT_BATCH_SIZE}.",
         )
         parser.add_argument(
+            "--workers",
+            type=int,
+            default=1,
+            help=(
+                "PostgreSQL: split the rows into this many disjoint id ranges, each run on its own "
+                "connection at once, still one short transaction per chunk. Default: 1."
+            ),
+        )
+        parser.add_argument(
             "--start-id", type=int, default=0, help="Only consider ids above this one (to resume). Default: 0."
         )
         parser.add_argument(
@@ -225,7 +235,9 @@ class Command(BaseCommand):
 
     def _selected(self, options):
         """The backfills to run, once the options are known to be sound."""
-        check_positive(options, "limit", "batch_size", "target_chunk_time", "lock_timeout", "statement_timeout")
+        check_positive(
+            options, "limit", "batch_size", "workers", "target_chunk_time", "lock_timeout", "statement_timeout"
+        )
         check_not_negative(options, "start_id", "sleep", "max_replica_lag", "retries")
         model = options["model"]
         if model == "all":
@@ -248,6 +260,11 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from error
         if options["max_replica_lag"] is not None:
             self._check_replicas_visible(alias, connection, dialect)
+        if options["workers"] > 1 and not dialect.supports_parallel_writers:
+            raise CommandError(
+                f"--workers needs a database that takes several writers at once; {connection.vendor} "
+                "runs one writer at a time, so extra workers would only wait. Leave --workers out."
+            )
         if not (options["dry_run"] or options["check"]) and self._read_only(connection, dialect):
             raise CommandError(
                 f"Database '{alias}' is read-only (a standby, or a read-only transaction default); "
@@ -356,11 +373,13 @@ class Command(BaseCommand):
         started, shown, last_line = time.monotonic(), 0, time.monotonic()
         bar = self._bar(backfill, plan)
         try:
-            for event in runner.run(plan):
+            workers = self.options["workers"]
+            events = run_parallel(runner, plan, workers) if workers > 1 else runner.run(plan)
+            for event in events:
                 if isinstance(event, ChunkDone):
                     outcome.chunks += 1
                     outcome.updated += event.rows
-                    outcome.last_id = event.hi
+                    outcome.last_id = max(outcome.last_id or 0, event.hi)
                     outcome.seconds = time.monotonic() - started
                     self._records(backfill, event.records, bar)
                     shown += len(event.records)
@@ -377,7 +396,7 @@ class Command(BaseCommand):
                 elif isinstance(event, Paused):
                     self._note(f"  paused: a replica replays {event.lag:.1f} s behind (limit {runner.max_replica_lag} s)")
         except ChunkError as error:
-            upto = f", up to id {outcome.last_id}" if outcome.last_id else ""
+            upto = f", up to id {outcome.last_id}" if outcome.last_id and self._in_id_order else ""
             raise CommandError(
                 f"{backfill.name} {error} (committed: {outcome.updated} rows{upto}; run the command again to finish)."
             ) from error
@@ -388,6 +407,11 @@ class Command(BaseCommand):
             self._progress(event, outcome, plan)
         if self.verbosity == 1:
             self._more(outcome.updated, shown)
+
+    @property
+    def _in_id_order(self):
+        """Whether committed chunks form one prefix of the ids (not so with parallel workers)."""
+        return self.options["workers"] == 1
 
     # -- presentation -----------------------------------------------------------
 
@@ -451,7 +475,11 @@ class Command(BaseCommand):
         reason = "interrupted" if stop.received else "rows failed" if failed else "completed"
         self._json(outcomes, reason)
         if stop.received:
-            where = ", ".join(f"{name} up to id {o.last_id}" for name, o in outcomes.items() if o.last_id)
+            where = ", ".join(
+                f"{name} up to id {o.last_id}" if self._in_id_order else f"{o.updated} {name} records"
+                for name, o in outcomes.items()
+                if o.last_id
+            )
             raise CommandError(
                 f"Stopped by {stop.name}; committed {where or 'nothing'}. Run the command again to finish.",
                 returncode=stop.returncode,
