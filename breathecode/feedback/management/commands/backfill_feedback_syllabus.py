@@ -2,6 +2,7 @@
 
 import json
 import signal
+import statistics
 import sys
 import threading
 import time
@@ -57,6 +58,7 @@ class Outcome:
     seconds: float = 0.0
     last_id: int | None = None  # the highest id of the last committed chunk
     failures: list[RowFailed] = field(default_factory=list)
+    chunk_seconds: list[float] = field(default_factory=list)
 
     def as_json(self):
         return {
@@ -66,6 +68,8 @@ class Outcome:
             "chunks": self.chunks,
             "seconds": round(self.seconds, 3),
             "last_id": self.last_id,
+            "longest_chunk_seconds": round(max(self.chunk_seconds, default=0), 3),
+            "median_chunk_seconds": round(statistics.median(self.chunk_seconds), 3) if self.chunk_seconds else 0,
         }
 
 
@@ -378,6 +382,7 @@ class Command(BaseCommand):
             for event in events:
                 if isinstance(event, ChunkDone):
                     outcome.chunks += 1
+                    outcome.chunk_seconds.append(event.seconds)
                     outcome.updated += event.rows
                     outcome.last_id = max(outcome.last_id or 0, event.hi)
                     outcome.seconds = time.monotonic() - started
