@@ -245,7 +245,7 @@ def test_json_summary_is_the_only_stdout_and_matches_the_database(every_category
     assert summary["total_updated"] == 2
     timings = {"seconds": None, "longest_chunk_seconds": None, "median_chunk_seconds": None}
     assert summary["models"]["Answer"] | timings == {
-        "found": 2, "updated": 2, "failed": [], "chunks": 2, "last_id": 6, **timings,
+        "found": 2, "updated": 2, "failed": [], "chunks": 2, "batch_size": 1, "last_id": 6, **timings,
     }
     answer = summary["models"]["Answer"]
     assert 0 <= answer["median_chunk_seconds"] <= answer["longest_chunk_seconds"] <= answer["seconds"]

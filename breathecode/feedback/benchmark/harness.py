@@ -74,8 +74,14 @@ class Outcome:
         return min(run["start_rss_kb"] for run in self.runs) / 1024
 
     @property
-    def chunks(self) -> list[float]:
-        return [seconds for run in self.runs for seconds in run["chunks"]]
+    def longest_chunk(self) -> float | None:
+        longest = [run["longest_chunk"] for run in self.runs if run.get("longest_chunk") is not None]
+        return max(longest) if longest else None
+
+    @property
+    def median_chunk(self) -> float | None:
+        medians = [run["median_chunk"] for run in self.runs if run.get("median_chunk") is not None]
+        return statistics.median(medians) if medians else None
 
 
 # -- scratch databases, one class per backend with the same methods ---------
@@ -204,6 +210,8 @@ class SQLiteScratch(Scratch):
         connection.close()
         with sqlite3.connect(self.path(name), isolation_level=None) as connection:
             connection.execute("VACUUM")
+            # Fold the write-ahead log into the file, so that copying the file copies everything.
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         connection.close()
 
     @contextmanager
@@ -234,7 +242,7 @@ class SQLiteScratch(Scratch):
         return f"SQLite {sqlite3.sqlite_version}"
 
     def settings(self):
-        return "Django defaults: rollback journal (journal_mode=delete), synchronous=FULL"
+        return "journal_mode=WAL (breathecode/settings.py sets it on every SQLite database), synchronous=FULL"
 
     def close(self):
         if self.owned:

@@ -1,12 +1,12 @@
 """One benchmark strategy, run in a process of its own on the database in ``DATABASE_URL``.
 
     DATABASE_URL=postgres://postgres@127.0.0.1/scratch \\
-        python -m breathecode.feedback.benchmark.strategies command --batch-size 5000
+        python -m breathecode.feedback.benchmark.strategies command --batch-size 5000 --workers 2
 
 prints one JSON line: the seconds the work took (Python and Django start-up
 excluded, the same for every strategy), the rows it filled, this process's
-peak resident set size, and, for the command, each chunk's duration as the
-command reported it. Each strategy fills both answers and reviews.
+peak resident set size, and, for the command, its longest and median chunk
+as its ``--json`` summary reports them. Each strategy fills both answers and reviews.
 
 A process per run keeps the peak RSS of one strategy from hiding behind
 another's, and gives every run a cold connection.
@@ -18,15 +18,11 @@ import argparse
 import io
 import json
 import os
-import re
 import resource
 import sys
 import time
 
 STRATEGIES = ("loop", "queryset", "raw", "command", "dry-run")
-
-# "  chunk 3/150: ids 10001..15000, 5000 rows in 0.12 s": tolerant of small changes in wording.
-CHUNK_LINE = re.compile(r"chunk\b.*?(\d+) rows? in (\d+(?:\.\d+)?) ?s\b")
 
 
 def per_row_loop() -> int:
@@ -93,46 +89,49 @@ def raw_update() -> int:
     return updated
 
 
-def command(*options: str) -> tuple[int, list[float], int | None]:
-    """``backfill_feedback_syllabus`` as a user runs it (verbosity 1, output not a terminal).
+def command(*options: str) -> dict:
+    """``backfill_feedback_syllabus`` as a user runs it, reporting through its ``--json`` summary.
 
-    Returns the rows it reports, each chunk's seconds, read from its
-    per-chunk progress lines, and the batch size it says it used.
+    Returns the rows it updated (or would), its longest and median chunk in
+    seconds (over both models), and the batch size it started with.
     """
     from django.core.management import call_command
 
     out = io.StringIO()
-    call_command("backfill_feedback_syllabus", *options, stdout=out, stderr=io.StringIO())
-    text = out.getvalue()
-    chunks = [float(seconds) for _rows, seconds in CHUNK_LINE.findall(text)]
-    totals = re.findall(r"(?:updated|Would update) (\d+) records in total", text)
-    batch = re.search(r"of up to (\d+) rows", text)
-    return (int(totals[-1]) if totals else -1), chunks, int(batch.group(1)) if batch else None
+    call_command("backfill_feedback_syllabus", "--json", *options, stdout=out, stderr=io.StringIO())
+    summary = json.loads(out.getvalue())
+    models = [m for m in summary["models"].values() if m["chunks"]]
+    # The larger table's median stands for the run; the longest chunk is the longest anywhere.
+    largest = max(models, key=lambda m: m["chunks"], default=None)
+    return {
+        "rows": summary["total_updated"],
+        "longest_chunk": max((m["longest_chunk_seconds"] for m in models), default=None),
+        "median_chunk": largest["median_chunk_seconds"] if largest else None,
+        "batch_size": max((m["batch_size"] for m in summary["models"].values()), default=None),
+    }
 
 
-def run(strategy: str, batch_size: int | None) -> dict:
+def run(strategy: str, options: list[str]) -> dict:
     started_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    chunks: list[float] = []
-    batch = None
-    options = ["--batch-size", str(batch_size)] if batch_size else []
     started = time.perf_counter()
     if strategy == "loop":
-        rows = per_row_loop()
+        result = {"rows": per_row_loop()}
     elif strategy == "queryset":
-        rows = queryset_update()
+        result = {"rows": queryset_update()}
     elif strategy == "raw":
-        rows = raw_update()
+        result = {"rows": raw_update()}
     elif strategy == "command":
-        rows, chunks, batch = command(*options)
+        result = command(*options)
     else:
-        rows, chunks, batch = command("--dry-run", *options)
+        result = command("--dry-run", *options)
     seconds = time.perf_counter() - started
     return {
         "strategy": strategy,
         "seconds": seconds,
-        "rows": rows,
-        "chunks": chunks,
-        "batch_size": batch,
+        "longest_chunk": None,
+        "median_chunk": None,
+        "batch_size": None,
+        **result,
         # Linux reports kilobytes.
         "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "start_rss_kb": started_rss,
@@ -142,7 +141,7 @@ def run(strategy: str, batch_size: int | None) -> dict:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("strategy", choices=STRATEGIES)
-    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("options", nargs=argparse.REMAINDER, help="Options for the command strategies.")
     args = parser.parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "breathecode.settings")
     import django
@@ -150,7 +149,7 @@ def main(argv: list[str]) -> None:
 
     django.setup()
     connection.ensure_connection()  # connecting is set-up, not work
-    print(json.dumps(run(args.strategy, args.batch_size)))
+    print(json.dumps(run(args.strategy, args.options)))
 
 
 if __name__ == "__main__":

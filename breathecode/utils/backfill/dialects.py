@@ -24,6 +24,8 @@ class Failure(Enum):
 
 class Dialect:
     vendor = ""
+    # Rows per chunk when none is given: about 0.1-0.2 s a chunk on a 2-core machine (see README).
+    default_batch_size = 10_000
     # Does UPDATE accept "FROM other_table, ..." (PostgreSQL; SQLite >= 3.33)?
     supports_update_from = True
     # Can a SELECT lock only the target table's rows ("FOR UPDATE OF t")?
@@ -96,6 +98,8 @@ class PostgreSQLDialect(Dialect):
 
 class SQLiteDialect(Dialect):
     vendor = "sqlite"
+    # SQLite updates about five times faster; smaller chunks would mostly add commits.
+    default_batch_size = 50_000
     # SQLite's read-only switch; a read-only file only shows when written to.
     read_only_sql = "PRAGMA query_only"
 

@@ -19,9 +19,9 @@ import string
 from dataclasses import dataclass
 
 from .compiler import Compiler
-from .dialects import Dialect
 from .render import format_sql
-from .runner import DEFAULT_BATCH_SIZE, Runner
+from .dialects import Dialect, PostgreSQLDialect
+from .runner import Runner
 from .spec import Backfill
 
 RUNNER_DEFAULTS = {name: p.default for name, p in inspect.signature(Runner).parameters.items()}
@@ -194,7 +194,7 @@ class Scripts:
     dialect: Dialect
     generator: str
     command: str
-    batch_size: int = DEFAULT_BATCH_SIZE
+    batch_size: int = PostgreSQLDialect.default_batch_size
     sample: int = 10
 
     def files(self) -> dict[str, str]:

@@ -14,10 +14,10 @@ from tqdm import tqdm
 
 from breathecode.feedback.backfills import SYLLABUS_BACKFILLS
 from breathecode.utils.backfill import Compiler, Runner, dialect_for
+from breathecode.utils.backfill.dialects import PostgreSQLDialect, SQLiteDialect
 from breathecode.utils.backfill.parallel import run_parallel
 from breathecode.utils.backfill.render import format_sql, run_statements
 from breathecode.utils.backfill.runner import (
-    DEFAULT_BATCH_SIZE,
     ChunkDone,
     ChunkError,
     Paused,
@@ -53,6 +53,7 @@ class Outcome:
     """What happened to one model, for the summary and --json."""
 
     found: int = 0
+    batch_size: int = 0  # at the start (--target-chunk-time changes it)
     updated: int = 0
     chunks: int = 0
     seconds: float = 0.0
@@ -66,6 +67,7 @@ class Outcome:
             "updated": self.updated,
             "failed": [f.pk for f in self.failures],
             "chunks": self.chunks,
+            "batch_size": self.batch_size,
             "seconds": round(self.seconds, 3),
             "last_id": self.last_id,
             "longest_chunk_seconds": round(max(self.chunk_seconds, default=0), 3),
@@ -151,8 +153,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--batch-size",
             type=int,
-            default=DEFAULT_BATCH_SIZE,
-            help=f"Rows per chunk; each chunk is one short transaction. Default: {DEFAULT_BATCH_SIZE}.",
+            help=(
+                "Rows per chunk; each chunk is one short transaction. Default: "
+                f"{PostgreSQLDialect.default_batch_size} on PostgreSQL, {SQLiteDialect.default_batch_size} on "
+                "SQLite (about 0.1-0.2 s a chunk)."
+            ),
         )
         parser.add_argument(
             "--workers",
@@ -350,7 +355,7 @@ class Command(BaseCommand):
             plan = runner.plan()
         except DatabaseError as error:
             raise CommandError(f"{backfill.name}: {first_line(error)}") from error
-        outcome.found = plan.rows
+        outcome.found, outcome.batch_size = plan.rows, runner.batch_size
         self._say(f"\n{RULE}\n{self.style.MIGRATE_HEADING(f'Processing {backfill.name} model...')}\n{RULE}")
         self._say(f"Found {plan.rows} {backfill.name} records to process")
         self._say(

@@ -16,13 +16,14 @@ from breathecode.feedback.benchmark.harness import (
     machine_facts,
     measure,
 )
-from breathecode.utils.backfill.runner import DEFAULT_BATCH_SIZE
+from breathecode.utils.backfill.dialects import DIALECTS
 
 BACKENDS = {"postgresql": PostgreSQLScratch, "sqlite": SQLiteScratch}
 
-# The targets, checked on every data set and printed under the tables.
+# Targets, checked on every data set and printed under the tables.
 TARGETS = {
-    "postgresql": {"vs_raw": 1.10, "vs_loop": 40, "rss_mb": 80, "chunk_ms": 250, "dry_run_s": 1.0, "rss_spread": 0.10},
+    "postgresql": {"vs_raw": 1.10, "vs_loop": 40, "rss_mb": 80, "chunk_ms": 250, "dry_run_s": 1.0, "rss_spread": 0.10,
+                   "workers_vs_raw": 0.80},
     "sqlite": {"vs_raw": 1.20},
 }
 
@@ -34,7 +35,8 @@ def positive_int(text: str) -> int:
     return value
 
 
-def strategies(batch_sizes):
+def strategies(vendor, batch_sizes, workers):
+    dialect = DIALECTS[vendor]
     return [
         Strategy("a", "(a) per-row ORM loop, as upstream", ("loop",)),
         Strategy("b", "(b) QuerySet.update(Subquery)", ("queryset",)),
@@ -43,7 +45,11 @@ def strategies(batch_sizes):
         *(
             Strategy("e", f"(e) this command, --batch-size {size}", ("command", "--batch-size", str(size)), size)
             for size in batch_sizes
-            if size != DEFAULT_BATCH_SIZE
+            if size != dialect.default_batch_size
+        ),
+        *(
+            Strategy("w", f"(e) this command, --workers {n}", ("command", "--workers", str(n)))
+            for n in (workers if dialect.supports_parallel_writers else [])
         ),
         Strategy("dry", "dry run (this command --dry-run)", ("dry-run",)),
     ]
@@ -76,6 +82,10 @@ class Command(BaseCommand):
             "Default: 1000 5000 20000 50000.",
         )
         parser.add_argument(
+            "--workers", type=positive_int, nargs="*", default=[2, 4],
+            help="Worker counts to run the command with on PostgreSQL, as strategy (e). Default: 2 4.",
+        )
+        parser.add_argument(
             "--loop-rows", type=positive_int, default=20_000,
             help="Largest data set the per-row loop (a) runs on; above it, (a) is timed at this size "
             "and extrapolated linearly, and labelled so. Default: 20000.",
@@ -93,7 +103,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         if options["quick"]:
-            options.update(rows=[2000], repeat=1, batch_sizes=[500], loop_rows=2000)
+            options.update(rows=[2000], repeat=1, batch_sizes=[500], loop_rows=2000, workers=[2])
         self.verbosity = options["verbosity"]
         self.stdout.write("Machine: " + "; ".join(machine_facts()))
         wrong = 0
@@ -123,7 +133,7 @@ class Command(BaseCommand):
             for answers in sorted(options["rows"]):
                 data = data_sets[answers]
                 results = []
-                for strategy in strategies(options["batch_sizes"]):
+                for strategy in strategies(vendor, options["batch_sizes"], options["workers"]):
                     if strategy.key == "a":
                         small = data_sets[min(answers, options["loop_rows"])]
                         if small.answers not in loops:
@@ -171,7 +181,6 @@ class Command(BaseCommand):
                 seconds = loop_seconds
                 label += f" *extrapolated from {loop.answers:,} answers ({loop.seconds:.2f} s)*"
             writes = outcome.strategy.writes
-            chunks = outcome.chunks
             cells = [
                 label,
                 f"{seconds:.2f}",
@@ -180,8 +189,8 @@ class Command(BaseCommand):
                 f"{seconds / raw.seconds:.2f}" if writes else "",
                 f"{loop_seconds / seconds:,.1f}" if writes else "",
                 f"{outcome.peak_rss_mb:.0f}",
-                f"{max(chunks) * 1000:.0f}" if chunks and writes else "",
-                f"{statistics.median(chunks) * 1000:.0f}" if chunks and writes else "",
+                f"{outcome.longest_chunk * 1000:.0f}" if outcome.longest_chunk is not None and writes else "",
+                f"{outcome.median_chunk * 1000:.0f}" if outcome.median_chunk is not None and writes else "",
                 f"WRONG: {outcome.wrong[0]}" if outcome.wrong else "OK",
             ]
             self.stdout.write("| " + " | ".join(cells) + " |")
@@ -205,11 +214,18 @@ class Command(BaseCommand):
             loop_seconds = loop.seconds * command.rows / max(1, loop.rows)
             ratio = command.seconds / raw.seconds
             verdict(ratio <= targets["vs_raw"], f"{answers:,} answers: (d) takes {ratio:.2f}× (c) (target ≤ {targets['vs_raw']:.2f}×)")
+            two = next((o for o in results if o.strategy.argv == ("command", "--workers", "2")), None)
+            if two and "workers_vs_raw" in targets:
+                ratio = two.seconds / raw.seconds
+                verdict(
+                    ratio <= targets["workers_vs_raw"],
+                    f"{answers:,} answers: --workers 2 takes {ratio:.2f}× (c) (target ≤ {targets['workers_vs_raw']:.2f}×)",
+                )
             if "vs_loop" in targets:
                 speedup = loop_seconds / command.seconds
                 verdict(speedup >= targets["vs_loop"], f"{answers:,} answers: (d) is {speedup:,.0f}× faster than (a) (target ≥ {targets['vs_loop']}×)")
                 verdict(command.peak_rss_mb <= targets["rss_mb"], f"{answers:,} answers: (d) peak RSS {command.peak_rss_mb:.0f} MB (target ≤ {targets['rss_mb']} MB)")
-                longest = max(command.chunks, default=0) * 1000
+                longest = (command.longest_chunk or 0) * 1000
                 verdict(longest <= targets["chunk_ms"], f"{answers:,} answers: (d) longest chunk {longest:.0f} ms (target ≤ {targets['chunk_ms']} ms)")
                 verdict(dry.seconds < targets["dry_run_s"], f"{answers:,} answers: dry run {dry.seconds:.2f} s (target < {targets['dry_run_s']} s)")
         if "rss_spread" in targets and len(outcomes) > 1:
