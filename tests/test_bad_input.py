@@ -100,3 +100,9 @@ def test_bad_options_change_nothing(world, alias, options):
         call_command("backfill_feedback_syllabus", database=alias, stdout=StringIO(), **options)
 
     assert syllabus_ids(Answer, alias) == {1: None}
+
+
+@pytest.mark.parametrize("options", [{"sql": True, "check": True}, {"sql": True, "json": True}])
+def test_conflicting_modes_are_refused_up_front(options):
+    with pytest.raises(CommandError, match="^--sql prints the statements and nothing else; run --check or --json"):
+        call_command("backfill_feedback_syllabus", stdout=StringIO(), **options)

@@ -248,6 +248,8 @@ class Command(BaseCommand):
             options, "limit", "batch_size", "workers", "target_chunk_time", "lock_timeout", "statement_timeout"
         )
         check_not_negative(options, "start_id", "sleep", "max_replica_lag", "retries")
+        if options["sql"] and (options["check"] or options["json"]):
+            raise CommandError("--sql prints the statements and nothing else; run --check or --json separately.")
         model = options["model"]
         if model == "all":
             return list(SYLLABUS_BACKFILLS.values())
