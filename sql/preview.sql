@@ -106,9 +106,9 @@ SELECT * FROM (
 SELECT "feedback_answer"."id",
        "admissions_syllabusversion"."syllabus_id",
        "admissions_cohort"."slug",
-  (SELECT "admissions_syllabus_2"."slug"
-   FROM "admissions_syllabus" AS "admissions_syllabus_2"
-   WHERE "admissions_syllabus_2"."id" = "admissions_syllabusversion"."syllabus_id")
+  (SELECT "admissions_syllabus"."slug"
+   FROM "admissions_syllabus"
+   WHERE "admissions_syllabus"."id" = "admissions_syllabusversion"."syllabus_id")
 FROM "feedback_answer",
      "admissions_cohort",
      "admissions_syllabusversion"
@@ -170,9 +170,9 @@ SELECT * FROM (
 SELECT "feedback_review"."id",
        "admissions_syllabusversion"."syllabus_id",
        "admissions_cohort"."slug",
-  (SELECT "admissions_syllabus_2"."slug"
-   FROM "admissions_syllabus" AS "admissions_syllabus_2"
-   WHERE "admissions_syllabus_2"."id" = "admissions_syllabusversion"."syllabus_id")
+  (SELECT "admissions_syllabus"."slug"
+   FROM "admissions_syllabus"
+   WHERE "admissions_syllabus"."id" = "admissions_syllabusversion"."syllabus_id")
 FROM "feedback_review",
      "admissions_cohort",
      "admissions_syllabusversion"

@@ -106,3 +106,18 @@ def test_bad_options_change_nothing(world, alias, options):
 def test_conflicting_modes_are_refused_up_front(options):
     with pytest.raises(CommandError, match="^--sql prints the statements and nothing else; run --check or --json"):
         call_command("backfill_feedback_syllabus", stdout=StringIO(), **options)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"check": True, "dry_run": True}, "--check already writes nothing; leave out --dry-run."),
+        ({"start_id": 10}, "--start-id is an id of one table; name it with --model (e.g. --model answer --start-id"),
+        ({"workers": 0}, "--workers must be a whole number of at least 1, not 0."),
+        ({"sleep": -1.0}, "--sleep must be a number of at least 0, not -1.0."),
+    ],
+)
+def test_impossible_option_sets_are_refused_up_front(options, message):
+    with pytest.raises(CommandError) as raised:
+        call_command("backfill_feedback_syllabus", stdout=StringIO(), **options)
+    assert str(raised.value).startswith(message)

@@ -38,7 +38,7 @@ REJECT_ANSWER_5 = {
 DROP_REJECT = {"sqlite": ["DROP TRIGGER reject_5"], "postgresql": ["DROP TRIGGER reject_5 ON feedback_answer"]}
 
 
-def execute(alias, statements):
+def execute(alias, *statements):
     with connections[alias].cursor() as cursor:
         for statement in statements:
             cursor.execute(statement)
@@ -46,7 +46,7 @@ def execute(alias, statements):
 
 def test_a_refused_row_is_isolated_reported_and_filled_by_a_rerun(world, alias):
     answers(world, {pk: (world.fs, None) for pk in range(1, 10)})
-    execute(alias, REJECT_ANSWER_5[connections[alias].vendor])
+    execute(alias, *REJECT_ANSWER_5[connections[alias].vendor])
 
     with pytest.raises(CommandError, match="^1 records could not be updated"):
         backfill(alias, model="answer", batch_size=4)
@@ -54,7 +54,7 @@ def test_a_refused_row_is_isolated_reported_and_filled_by_a_rerun(world, alias):
     filled = syllabus_ids(Answer, alias)
     assert [pk for pk, s in filled.items() if s is None] == [5]
 
-    execute(alias, DROP_REJECT[connections[alias].vendor])
+    execute(alias, *DROP_REJECT[connections[alias].vendor])
     out, _ = backfill(alias, model="answer")
     assert "Updated 1 Answer records" in out
     assert set(syllabus_ids(Answer, alias).values()) == {world.full_stack.pk}
@@ -65,7 +65,7 @@ def test_refused_rows_are_listed_first_five_then_a_count(world, alias):
     vendor = connections[alias].vendor
     execute(
         alias,
-        {
+        *{
             "sqlite": [
                 "CREATE TRIGGER reject_odd BEFORE UPDATE ON feedback_answer WHEN NEW.id % 2 = 1 "
                 "BEGIN SELECT RAISE(ABORT, 'odd answers are frozen'); END"
@@ -260,14 +260,14 @@ def test_a_read_only_database_refuses_a_real_run_but_not_a_dry_run(alias):
     read_only = {"sqlite": "PRAGMA query_only = ON", "postgresql": "SET default_transaction_read_only = on"}
     reset = {"sqlite": "PRAGMA query_only = OFF", "postgresql": "SET default_transaction_read_only = off"}
     vendor = connections[alias].vendor
-    execute(alias, [read_only[vendor]])
+    execute(alias, read_only[vendor])
     try:
         with pytest.raises(CommandError, match=f"^Database '{alias}' is read-only"):
             backfill(alias)
         out, _ = backfill(alias, dry_run=True)
         assert "DRY RUN: Would update 1 records in total" in out
     finally:
-        execute(alias, [reset[vendor]])
+        execute(alias, reset[vendor])
     assert syllabus_ids(Answer, alias) == {1: None}
 
 
@@ -280,12 +280,12 @@ def test_replica_lag_option_needs_postgresql(world):
 def test_permission_denied_gets_one_line_and_writes_nothing(pg_alias):
     w = make_world(pg_alias)
     answers(w, {1: (w.fs, None), 2: (w.fs, None)})
-    execute(pg_alias, ["CREATE ROLE reader NOLOGIN", "GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader", "SET ROLE reader"])
+    execute(pg_alias, "CREATE ROLE reader NOLOGIN", "GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader", "SET ROLE reader")
     try:
         with pytest.raises(CommandError) as raised:
             backfill(pg_alias, model="answer")
     finally:
-        execute(pg_alias, ["RESET ROLE", "DROP OWNED BY reader", "DROP ROLE reader"])
+        execute(pg_alias, "RESET ROLE", "DROP OWNED BY reader", "DROP ROLE reader")
 
     assert str(raised.value) == (
         "Answer ids 1..2: permission denied for table feedback_answer "
@@ -316,3 +316,54 @@ def test_losing_the_connection_mid_run_says_how_far_it_got(pg_alias):
 
     assert "(committed: 4 rows, up to id 4; run the command again to finish)." in str(raised.value)
     assert [pk for pk, s in syllabus_ids(Answer, pg_alias).items() if s] == [1, 2, 3, 4]
+
+
+def test_a_refused_last_row_is_reported_at_default_verbosity(world, alias):
+    answers(world, {pk: (world.fs, None) for pk in range(1, 6)})
+    execute(alias, *REJECT_ANSWER_5[connections[alias].vendor])
+    out = StringIO()
+
+    with pytest.raises(CommandError, match="^1 records could not be updated"):
+        call_command("backfill_feedback_syllabus", database=alias, model="answer", batch_size=2, stdout=out)
+
+    assert "Updated 4 Answer records" in out.getvalue()
+    assert "  - Answer 5: answer 5 is frozen" in out.getvalue()
+    assert [pk for pk, s in syllabus_ids(Answer, alias).items() if s is None] == [5]
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_a_person_cancelling_the_statement_stops_the_run(pg_alias):
+    w = make_world(pg_alias)
+    answers(w, {pk: (w.fs, None) for pk in range(1, 5)})
+    # Answer 3's update takes a long time, so a DBA sees it and cancels it (pg_cancel_backend).
+    execute(
+        pg_alias,
+        "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN IF NEW.id = 3 THEN PERFORM pg_sleep(30); END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER slow BEFORE UPDATE ON feedback_answer FOR EACH ROW EXECUTE FUNCTION slow()",
+    )
+    backend = connections[pg_alias].connection.info.backend_pid
+
+    def dba():
+        with second_session(pg_alias) as session:
+            while not session.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND wait_event = 'PgSleep'", [backend]
+            ).fetchone():
+                time.sleep(0.02)
+            session.execute("SELECT pg_cancel_backend(%s)", [backend])
+
+    canceller = threading.Thread(target=dba)
+    canceller.start()
+    try:
+        with pytest.raises(CommandError) as raised:
+            backfill(pg_alias, model="answer", batch_size=2)
+    finally:
+        canceller.join()
+        execute(pg_alias, "DROP FUNCTION slow() CASCADE")
+
+    # Not retried, not split: the run stops with the first chunk committed.
+    assert str(raised.value) == (
+        "Answer ids 3..4: canceling statement due to user request "
+        "(committed: 2 rows, up to id 2; run the command again to finish)."
+    )
+    assert [pk for pk, s in syllabus_ids(Answer, pg_alias).items() if s] == [1, 2]

@@ -44,9 +44,13 @@ def test_dry_run_prints_the_preview_and_no_update(alias):
     assert "feedback_answer" not in output
 
 
-def test_chunk_setup_only_where_the_backend_has_timeouts(alias):
-    output = sql_of(alias)
-    assert ("SET LOCAL lock_timeout" in output) == dialect_for(connections[alias]).supports_chunk_timeouts
+def test_each_chunk_starts_with_the_backends_lock_wait(alias):
+    output = sql_of(alias, "--model", "answer", "--lock-timeout", "1500", "--statement-timeout", "9000")
+    expected = {
+        "postgresql": ["SET LOCAL lock_timeout = 1500;", "SET LOCAL statement_timeout = 9000;"],
+        "sqlite": ["PRAGMA busy_timeout = 1500;"],
+    }[connections[alias].vendor]
+    assert [line for line in output.splitlines() if line.startswith(("SET LOCAL", "PRAGMA"))] == expected
 
 
 def test_touches_nothing(alias, world, django_assert_num_queries):

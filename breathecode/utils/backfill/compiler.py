@@ -78,10 +78,14 @@ class Compiler:
     def links(self) -> tuple[Link, ...]:
         """The source path as foreign key steps, each joined table named once."""
         links, table = [], self.table
-        for field in self.backfill.source_fields:
+        *joined, last = self.backfill.source_fields
+        for field in joined:
             target = self._alias(field.related_model._meta.db_table)
             links.append(Link(table, self.q(field.column), target, self.q(field.target_field.column)))
             table = target
+        # The last link's column is the value itself: its table is never joined, so it takes no name.
+        target = self.q(last.related_model._meta.db_table)
+        links.append(Link(table, self.q(last.column), target, self.q(last.target_field.column)))
         return tuple(links)
 
     @cached_property

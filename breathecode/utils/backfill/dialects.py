@@ -30,12 +30,12 @@ class Dialect:
     supports_update_from = True
     # Can a SELECT lock only the target table's rows ("FOR UPDATE OF t")?
     supports_select_for_update_of = False
-    # Does the server honour per-transaction lock and statement time-outs?
-    supports_chunk_timeouts = False
     # Can several connections write to one table at once (not SQLite: it has one writer)?
     supports_parallel_writers = False
     # How far behind, in seconds, the slowest replica replays (None: no replicas to ask).
     replica_lag_sql: str | None = None
+    # How many replicas this role cannot see the lag of (None: no replicas to ask).
+    hidden_replicas_sql: str | None = None
     # Is this session unable to write (a standby, default_transaction_read_only)? None: cannot tell.
     read_only_sql: str | None = None
 
@@ -59,11 +59,12 @@ class PostgreSQLDialect(Dialect):
     vendor = "postgresql"
     supports_parallel_writers = True
     supports_select_for_update_of = True
-    supports_chunk_timeouts = True
 
-    # SQLSTATEs worth retrying: lock_not_available, query_canceled (statement
-    # timeout), deadlock_detected, serialization_failure.
-    TRANSIENT_STATES = {"55P03", "57014", "40P01", "40001"}
+    # SQLSTATEs worth retrying: lock_not_available, deadlock_detected,
+    # serialization_failure, and query_canceled when a statement timeout (not a
+    # person, with pg_cancel_backend) cancelled it.
+    TRANSIENT_STATES = {"55P03", "40P01", "40001"}
+    QUERY_CANCELED = "57014"
     # Classes that mean "this row was refused": data exception, integrity
     # violation, and RAISE EXCEPTION from a PL/pgSQL trigger.
     ROW_STATE_CLASSES = {"22", "23"}
@@ -89,7 +90,7 @@ class PostgreSQLDialect(Dialect):
 
     def classify(self, error):
         state = getattr(error.__cause__, "sqlstate", None) or ""
-        if state in self.TRANSIENT_STATES:
+        if state in self.TRANSIENT_STATES or (state == self.QUERY_CANCELED and "statement timeout" in str(error)):
             return Failure.TRANSIENT
         if state in self.ROW_STATES or state[:2] in self.ROW_STATE_CLASSES:
             return Failure.ROW

@@ -56,6 +56,6 @@ def run_statements(runner: Runner) -> list[tuple[str, str]]:
     )
     statements += [(f"{name}: each chunk is one transaction; it starts with", sql) for sql in setup]
     if runner.sample != 0:
-        statements.append((f"{name}: records to show, locked until the chunk commits", runner.preview_sql))
+        statements.append((f"{name}: records to show, read in the chunk's transaction", runner.preview_sql))
     statements.append((f"{name}: fill the chunk (%(lo)s, %(hi)s], then commit", runner.update_sql))
     return statements

@@ -74,11 +74,10 @@ class RowFailed:
 
 
 class ChunkError(Exception):
-    """A chunk failed in a way that stops the run (connection lost, permission denied, ...)."""
+    """The run had to stop (connection lost, permission denied, ...); says where: ``ids 1..10000: ...``."""
 
-    def __init__(self, lo: int, hi: int, error: DatabaseError):
-        super().__init__(f"ids {lo + 1}..{hi}: {first_line(error)}")
-        self.lo, self.hi = lo, hi
+    def __init__(self, where: str, error: DatabaseError):
+        super().__init__(f"{where}: {first_line(error)}")
 
 
 def first_line(error: BaseException) -> str:
@@ -112,7 +111,7 @@ class Runner:
         max_replica_lag: float | None = None,
         should_stop=lambda: False,
     ):
-        batch_size = batch_size or compiler.dialect.default_batch_size
+        batch_size = compiler.dialect.default_batch_size if batch_size is None else batch_size
         if batch_size < 1 or (limit is not None and limit < 1) or retries < 0:
             raise ValueError("batch_size and limit must be at least 1, retries at least 0.")
         self.compiler = compiler
@@ -184,10 +183,9 @@ class Runner:
         lo, remaining = self.start_id, self.limit if self.limit is not None else math.inf
         while remaining > 0 and not self.should_stop():
             yield from self._wait_for_replicas()
-            try:
-                hi, rows = self.boundary(lo, plan.stop, min(self.batch_size, remaining))
-            except DatabaseError as error:
-                raise ChunkError(lo, plan.stop, error) from error
+            if self.should_stop():
+                return
+            hi, rows = self.boundary(lo, plan.stop, min(self.batch_size, remaining))
             if not rows:
                 return
             for event in self._settle(lo, hi, rows):
@@ -196,14 +194,23 @@ class Runner:
                     self._adapt(event)
                 yield event
             lo = hi
-            if self.sleep and remaining > 0:
-                time.sleep(self.sleep)
+            if remaining > 0:
+                self._pause(self.sleep)
 
     def boundary(self, lo: int, stop: int, size: int) -> tuple[int | None, int]:
         """``(id of the size-th eligible row after lo, how many there are)``, not past ``stop``."""
-        with self.connection.cursor() as cursor:
-            cursor.execute(self.boundary_sql, {"lo": lo, "stop": stop, "size": size})
-            return cursor.fetchone()
+        try:
+            with self.connection.cursor() as cursor:
+                cursor.execute(self.boundary_sql, {"lo": lo, "stop": stop, "size": size})
+                return cursor.fetchone()
+        except DatabaseError as error:
+            raise ChunkError(f"ids {lo + 1}..{stop}", error) from error
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep, in short steps, so that a stop request is not kept waiting."""
+        end = time.monotonic() + seconds
+        while not self.should_stop() and (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, 0.1))
 
     def _adapt(self, chunk: ChunkDone) -> None:
         """Steer the batch size toward ``target_chunk_seconds``, at most doubling or halving at once."""
@@ -218,12 +225,15 @@ class Runner:
             return  # a dry run writes nothing a replica must replay
         while (lag := self._replica_lag()) > self.max_replica_lag and not self.should_stop():
             yield Paused(lag)
-            time.sleep(REPLICA_POLL_SECONDS)
+            self._pause(REPLICA_POLL_SECONDS)
 
     def _replica_lag(self) -> float:
-        with self.connection.cursor() as cursor:
-            cursor.execute(self.dialect.replica_lag_sql)
-            return float(cursor.fetchone()[0] or 0)
+        try:
+            with self.connection.cursor() as cursor:
+                cursor.execute(self.dialect.replica_lag_sql)
+                return float(cursor.fetchone()[0] or 0)
+        except DatabaseError as error:
+            raise ChunkError("reading the replicas' lag", error) from error
 
     def _settle(self, lo: int, hi: int, rows: int) -> Iterator[ChunkDone | Retrying | RowFailed]:
         """Run chunk ``(lo, hi]``; retry it if transient, narrow it down if a row is refused."""
@@ -235,12 +245,16 @@ class Runner:
                 failure = error
                 kind = self.dialect.classify(error)
                 if kind is Failure.FATAL:
-                    raise ChunkError(lo, hi, error) from error
+                    raise ChunkError(f"ids {lo + 1}..{hi}", error) from error
                 if kind is Failure.ROW or attempt == self.retries:
                     break
                 delay = self._backoff(attempt)
                 yield Retrying(lo, hi, attempt + 1, delay, first_line(error))
-                time.sleep(delay)
+                self._pause(delay)
+            if self.should_stop():
+                return  # stopped, not failed: a rerun picks these rows up
+        if self.should_stop():
+            return
         if rows == 1:
             yield RowFailed(hi, first_line(failure))
             return

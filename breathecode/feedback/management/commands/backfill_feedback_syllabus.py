@@ -61,6 +61,14 @@ class Outcome:
     failures: list[RowFailed] = field(default_factory=list)
     chunk_seconds: list[float] = field(default_factory=list)
 
+    def add(self, chunk: ChunkDone, *, seconds: float) -> None:
+        """Count a committed chunk; ``seconds`` since the run started."""
+        self.chunks += 1
+        self.chunk_seconds.append(chunk.seconds)
+        self.updated += chunk.rows
+        self.last_id = max(self.last_id or 0, chunk.hi)
+        self.seconds = seconds
+
     def as_json(self):
         return {
             "found": self.found,
@@ -250,6 +258,12 @@ class Command(BaseCommand):
         check_not_negative(options, "start_id", "sleep", "max_replica_lag", "retries")
         if options["sql"] and (options["check"] or options["json"]):
             raise CommandError("--sql prints the statements and nothing else; run --check or --json separately.")
+        if options["check"] and options["dry_run"]:
+            raise CommandError("--check already writes nothing; leave out --dry-run.")
+        if options["start_id"] and options["model"] not in SYLLABUS_BACKFILLS:
+            raise CommandError(
+                "--start-id is an id of one table; name it with --model (e.g. --model answer --start-id 14000)."
+            )
         model = options["model"]
         if model == "all":
             return list(SYLLABUS_BACKFILLS.values())
@@ -267,23 +281,26 @@ class Command(BaseCommand):
             dialect = dialect_for(connection)
             for backfill in backfills:
                 check_schema(backfill, alias)
+            if options["max_replica_lag"] is not None:
+                self._check_replicas_visible(alias, connection, dialect)
+            read_only = not (options["dry_run"] or options["check"]) and self._read_only(connection, dialect)
         except (NotReady, NotImplementedError) as error:
             raise CommandError(str(error)) from error
-        if options["max_replica_lag"] is not None:
-            self._check_replicas_visible(alias, connection, dialect)
+        except DatabaseError as error:
+            raise CommandError(f"Database '{alias}': {first_line(error)}") from error
         if options["workers"] > 1 and not dialect.supports_parallel_writers:
             raise CommandError(
                 f"--workers needs a database that takes several writers at once; {connection.vendor} "
                 "runs one writer at a time, so extra workers would only wait. Leave --workers out."
             )
-        if not (options["dry_run"] or options["check"]) and self._read_only(connection, dialect):
+        if read_only:
             raise CommandError(
                 f"Database '{alias}' is read-only (a standby, or a read-only transaction default); "
                 "run against the primary, or use --dry-run or --check here."
             )
 
     def _check_replicas_visible(self, alias, connection, dialect):
-        if dialect.replica_lag_sql is None:
+        if dialect.hidden_replicas_sql is None:
             raise CommandError(f"--max-replica-lag needs PostgreSQL; database '{alias}' is {connection.vendor}.")
         with connection.cursor() as cursor:
             cursor.execute(dialect.hidden_replicas_sql)
@@ -355,6 +372,7 @@ class Command(BaseCommand):
         """Plan and run one model's backfill, keeping ``outcome`` up to date as chunks commit."""
         try:
             plan = runner.plan()
+            sample = runner.preview(plan, SAMPLE_SIZE) if self.options["dry_run"] and self.verbosity == 1 else []
         except DatabaseError as error:
             raise CommandError(f"{backfill.name}: {first_line(error)}") from error
         outcome.found, outcome.batch_size = plan.rows, runner.batch_size
@@ -369,8 +387,8 @@ class Command(BaseCommand):
         if self.options["dry_run"] and self.verbosity < 2:
             # A count is exact for a dry run; reading every row is only worth it to print them all.
             if self.verbosity == 1:
-                self._records(backfill, runner.preview(plan, SAMPLE_SIZE))
-                self._more(plan.rows, SAMPLE_SIZE)
+                self._records(backfill, sample)
+                self._more(plan.rows, len(sample))
             outcome.updated = plan.rows
         else:
             self._run(backfill, runner, plan, outcome)
@@ -381,20 +399,16 @@ class Command(BaseCommand):
         self._errors(backfill, outcome.failures)
 
     def _run(self, backfill, runner, plan, outcome):
-        started, shown, last_line = time.monotonic(), 0, time.monotonic()
+        """Run the chunks, keeping ``outcome`` current and showing progress."""
+        started, shown, last_line, last_chunk = time.monotonic(), 0, time.monotonic(), None
         bar = self._bar(backfill, plan)
+        workers = self.options["workers"]
         try:
-            workers = self.options["workers"]
-            events = run_parallel(runner, plan, workers) if workers > 1 else runner.run(plan)
-            for event in events:
+            for event in run_parallel(runner, plan, workers) if workers > 1 else runner.run(plan):
                 if isinstance(event, ChunkDone):
-                    outcome.chunks += 1
-                    outcome.chunk_seconds.append(event.seconds)
-                    outcome.updated += event.rows
-                    outcome.last_id = max(outcome.last_id or 0, event.hi)
-                    outcome.seconds = time.monotonic() - started
+                    outcome.add(event, seconds=time.monotonic() - started)
+                    last_chunk, shown = event, shown + len(event.records)
                     self._records(backfill, event.records, bar)
-                    shown += len(event.records)
                     if bar:
                         bar.update(event.rows)
                     elif self.verbosity >= 2 or (self.verbosity == 1 and time.monotonic() - last_line >= PROGRESS_EVERY):
@@ -415,8 +429,8 @@ class Command(BaseCommand):
         finally:
             if bar:
                 bar.close()
-        if self.verbosity == 1 and not bar and outcome.chunks:
-            self._progress(event, outcome, plan)
+        if self.verbosity == 1 and not bar and last_chunk:
+            self._progress(last_chunk, outcome, plan)
         if self.verbosity == 1:
             self._more(outcome.updated, shown)
 
