@@ -74,6 +74,16 @@ $check$;
 SELECT :'model' IN ('answer', 'all') AS run_answer, :'model' IN ('review', 'all') AS run_review \gset
 SET backfill.retries = :'retries';
 SET backfill.pause = :'pause';
+DO $pacing$
+BEGIN
+  IF current_setting('backfill.retries') !~ '^[0-9]{1,4}$' THEN
+    RAISE EXCEPTION 'retries must be a whole number of at least 0, not "%"', current_setting('backfill.retries');
+  END IF;
+  IF current_setting('backfill.pause') !~ '^[0-9]{1,6}([.][0-9]+)?$' THEN
+    RAISE EXCEPTION 'pause must be a number of seconds of at least 0, not "%"', current_setting('backfill.pause');
+  END IF;
+END
+$pacing$;
 -- Each DO block below is one client statement: only lock waits are timed.
 SET statement_timeout = 0;
 SET lock_timeout = :'lock_timeout';

@@ -21,3 +21,17 @@ def test_bad_variables_stop_before_anything_runs(script, variables, message):
     assert result.returncode == 3
     assert message in result.stderr
     assert "relation" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "variables, message",
+    [
+        ({"retries": "-1"}, 'retries must be a whole number of at least 0, not "-1"'),
+        ({"pause": "soon"}, 'pause must be a number of seconds of at least 0, not "soon"'),
+    ],
+)
+def test_bad_pacing_stops_the_backfill_before_anything_runs(variables, message):
+    result = psql("postgres", "backfill.sql", check=False, **variables)
+    assert result.returncode == 3
+    assert message in result.stderr
+    assert "relation" not in result.stderr

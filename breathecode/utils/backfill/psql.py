@@ -85,6 +85,21 @@ END
 $check$;
 SELECT @{selected} \\gset""")
 
+# The backfill's own pacing variables, checked like the others.
+CHECK_PACING = """\
+SET backfill.retries = :'retries';
+SET backfill.pause = :'pause';
+DO $pacing$
+BEGIN
+  IF current_setting('backfill.retries') !~ '^[0-9]{1,4}$' THEN
+    RAISE EXCEPTION 'retries must be a whole number of at least 0, not "%"', current_setting('backfill.retries');
+  END IF;
+  IF current_setting('backfill.pause') !~ '^[0-9]{1,6}([.][0-9]+)?$' THEN
+    RAISE EXCEPTION 'pause must be a number of seconds of at least 0, not "%"', current_setting('backfill.pause');
+  END IF;
+END
+$pacing$;"""
+
 BACKFILL_MODEL = Template("""\
 \\if :run_@{key}
 DO $backfill$
@@ -290,8 +305,7 @@ Variables (psql -v name=value):
                     pause=0,
                 ),
                 self.check_variables(),
-                "SET backfill.retries = :'retries';",
-                "SET backfill.pause = :'pause';",
+                CHECK_PACING,
                 "-- Each DO block below is one client statement: only lock waits are timed.",
                 "SET statement_timeout = 0;",
                 "SET lock_timeout = :'lock_timeout';",
