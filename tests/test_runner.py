@@ -158,3 +158,27 @@ def test_a_concurrent_writers_value_is_never_overwritten(pg_alias):
     assert time.monotonic() - started >= 0.4  # the chunk waited for the writer's row lock
     assert [e.rows for e in events if isinstance(e, ChunkDone)] == [3]
     assert syllabus_ids(Answer, pg_alias) == {1: w.full_stack.pk, 2: w.full_stack.pk, 3: w.data_science.pk, 4: w.full_stack.pk}
+
+
+def test_the_chunk_statements_have_the_designed_shape(alias):
+    """The boundary query and the UPDATE, written out by hand with the backend's own quoting."""
+    q = connections[alias].ops.quote_name
+    a, c, v = q("feedback_answer"), q("admissions_cohort"), q("admissions_syllabusversion")
+    eligible = (
+        f"{c}.{q('id')} = {a}.{q('cohort_id')} AND {v}.{q('id')} = {c}.{q('syllabus_version_id')} "
+        f"AND {a}.{q('syllabus_id')} IS NULL AND {v}.{q('syllabus_id')} IS NOT NULL"
+    )
+    compiler = Compiler(ANSWERS, dialect_for(connections[alias]))
+
+    def flat(sql):
+        return " ".join(sql.split())
+
+    assert flat(compiler.update()) == (
+        f"UPDATE {a} SET {q('syllabus_id')} = {v}.{q('syllabus_id')} FROM {c}, {v} "
+        f"WHERE {eligible} AND {a}.{q('id')} > %(lo)s AND {a}.{q('id')} <= %(hi)s"
+    )
+    assert flat(compiler.boundary()) == (
+        f"SELECT MAX(chunk.{q('id')}), COUNT(*) FROM ( SELECT {a}.{q('id')} FROM {a}, {c}, {v} "
+        f"WHERE {eligible} AND {a}.{q('id')} > %(lo)s AND {a}.{q('id')} <= %(stop)s "
+        f"ORDER BY {a}.{q('id')} LIMIT %(size)s ) AS chunk"
+    )
