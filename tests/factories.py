@@ -1,11 +1,18 @@
-"""Hand-made rows for the tests: every value a test expects is written out beside them."""
+"""Hand-made rows for the tests (every value a test expects is written out beside them),
+and small helpers to run the engine and to open a second database session."""
 
 from types import SimpleNamespace
 
+import psycopg
 from django.contrib.auth import get_user_model
+from django.db import connections
 
 from breathecode.admissions.models import Academy, Cohort, Syllabus, SyllabusVersion
+from breathecode.feedback.backfills import SYLLABUS_BACKFILLS
 from breathecode.feedback.models import Answer, Review, ReviewPlatform
+from breathecode.utils.backfill import Compiler, Runner, dialect_for
+
+ANSWERS = SYLLABUS_BACKFILLS["answer"]
 
 
 def make_world(alias):
@@ -47,3 +54,20 @@ def reviews(db, rows):
 def syllabus_ids(model, alias):
     """``{id: syllabus_id}`` of every row, read back from the database."""
     return dict(model.objects.using(alias).order_by("pk").values_list("pk", "syllabus_id"))
+
+
+def runner(alias, dialect=None, **options):
+    connection = connections[alias]
+    return Runner(Compiler(ANSWERS, dialect or dialect_for(connection)), connection, **options)
+
+
+def run_all(runner):
+    return [event for event in runner.run(runner.plan())]
+
+
+def second_session(alias):
+    s = connections[alias].settings_dict
+    return psycopg.connect(
+        host=s["HOST"], port=s["PORT"] or 5432, user=s["USER"], password=s["PASSWORD"] or None,
+        dbname=connections[alias].settings_dict["NAME"], autocommit=True,
+    )

@@ -9,11 +9,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connections
 
-from breathecode.feedback.models import Answer, Review
+from breathecode.feedback.models import Answer
 from breathecode.utils.backfill.runner import ChunkDone, Retrying, RowFailed
 
-from .factories import answers, make_world, reviews, syllabus_ids
-from .test_runner import run_all, runner, second_session
+from .factories import answers, make_world, reviews, run_all, runner, second_session, syllabus_ids
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 

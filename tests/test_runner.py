@@ -3,30 +3,18 @@
 import threading
 import time
 
-import psycopg
 import pytest
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
-from breathecode.feedback.backfills import SYLLABUS_BACKFILLS
 from breathecode.feedback.models import Answer
-from breathecode.utils.backfill import Compiler, Runner, dialect_for
+from breathecode.utils.backfill import Compiler, dialect_for
 from breathecode.utils.backfill.dialects import SQLiteDialect
 from breathecode.utils.backfill.runner import ChunkDone
 
-from .factories import answers, make_world, syllabus_ids
+from .factories import ANSWERS, answers, make_world, run_all, runner, second_session, syllabus_ids
 
 pytestmark = pytest.mark.django_db(databases="__all__")
-ANSWERS = SYLLABUS_BACKFILLS["answer"]
-
-
-def runner(alias, dialect=None, **options):
-    connection = connections[alias]
-    return Runner(Compiler(ANSWERS, dialect or dialect_for(connection)), connection, **options)
-
-
-def run_all(runner):
-    return [event for event in runner.run(runner.plan())]
 
 
 def statements(queries):
@@ -117,14 +105,6 @@ def test_rows_inserted_during_the_run_do_not_keep_it_going(world, alias):
 
 
 # -- what only a second session can show (PostgreSQL, committed data) ---------------------------
-
-
-def second_session(alias):
-    s = connections[alias].settings_dict
-    return psycopg.connect(
-        host=s["HOST"], port=s["PORT"] or 5432, user=s["USER"], password=s["PASSWORD"] or None,
-        dbname=connections[alias].settings_dict["NAME"], autocommit=True,
-    )
 
 
 @pytest.mark.django_db(databases="__all__", transaction=True)

@@ -2,7 +2,6 @@
 
 import argparse
 import os
-import statistics
 
 from django.core.management.base import BaseCommand, CommandError
 
