@@ -244,7 +244,8 @@ def test_json_summary_is_the_only_stdout_and_matches_the_database(every_category
     assert summary["total_updated"] == 2
     timings = {"seconds": None, "longest_chunk_seconds": None, "median_chunk_seconds": None}
     assert summary["models"]["Answer"] | timings == {
-        "found": 2, "updated": 2, "failed": [], "chunks": 2, "batch_size": 1, "last_id": 6, **timings,
+        "found": 2, "updated": 2, "failed": 0, "failed_ids": [], "chunks": 2, "batch_size": 1, "last_id": 6,
+        **timings,
     }
     answer = summary["models"]["Answer"]
     assert 0 <= answer["median_chunk_seconds"] <= answer["longest_chunk_seconds"] <= answer["seconds"]
@@ -366,3 +367,18 @@ def test_a_person_cancelling_the_statement_stops_the_run(pg_alias):
         "(committed: 2 rows, up to id 2; run the command again to finish)."
     )
     assert [pk for pk, s in syllabus_ids(Answer, pg_alias).items() if s] == [1, 2]
+
+
+def test_a_refused_row_within_the_limit_is_reported_not_replaced(world, alias):
+    answers(world, {pk: (world.fs, None) for pk in range(1, 11)})
+    execute(alias, *REJECT_ANSWER_5[connections[alias].vendor])
+    out = StringIO()
+
+    with pytest.raises(CommandError, match="^1 records could not be updated"):
+        call_command(
+            "backfill_feedback_syllabus", database=alias, model="answer", limit=6, batch_size=4, json=True, stdout=out
+        )
+
+    summary = json.loads(out.getvalue())["models"]["Answer"]
+    assert (summary["updated"], summary["failed"], summary["failed_ids"]) == (5, 1, [5])
+    assert [pk for pk, s in syllabus_ids(Answer, alias).items() if s] == [1, 2, 3, 4, 6]

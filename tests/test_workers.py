@@ -111,3 +111,13 @@ def test_a_failed_worker_does_not_lose_the_others_work(table, pg_alias, trigger)
 def test_sqlite_refuses_workers():
     with pytest.raises(CommandError, match="^--workers needs a database that takes several writers at once; sqlite"):
         backfill("default", workers=2)
+
+
+def test_a_refused_row_within_the_limit_counts_as_with_one_worker(table, pg_alias, trigger):
+    trigger("refuse", "IF NEW.id = 4 THEN RAISE EXCEPTION 'answer 4 is frozen'; END IF;")
+
+    with pytest.raises(CommandError, match="^1 records could not be updated"):
+        backfill(pg_alias, workers=2, batch_size=2, limit=6)
+
+    # The six lowest fillable ids are 1, 2, 4, 5, 7, 8; answer 4 is refused and not replaced.
+    assert filled(pg_alias) == [1, 2, 5, 7, 8]

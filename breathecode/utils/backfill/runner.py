@@ -189,9 +189,12 @@ class Runner:
             if not rows:
                 return
             for event in self._settle(lo, hi, rows):
+                # The limit covers the lowest eligible rows tried: a refused row is reported, not replaced.
                 if isinstance(event, ChunkDone):
                     remaining -= event.rows
                     self._adapt(event)
+                elif isinstance(event, RowFailed):
+                    remaining -= 1
                 yield event
             lo = hi
             if remaining > 0:

@@ -29,6 +29,7 @@ from breathecode.utils.backfill.schema import NotReady, check_schema
 
 SAMPLE_SIZE = 10  # records shown per model at verbosity 1
 ERRORS_SHOWN = 5
+ERRORS_KEPT = 1000  # refused rows remembered per model (for --json); the rest are only counted
 PROGRESS_EVERY = 5.0  # seconds between plain progress lines at verbosity 1
 RULE = "=" * 70
 
@@ -58,7 +59,8 @@ class Outcome:
     chunks: int = 0
     seconds: float = 0.0
     last_id: int | None = None  # the highest id of the last committed chunk
-    failures: list[RowFailed] = field(default_factory=list)
+    failures: list[RowFailed] = field(default_factory=list)  # the first ERRORS_KEPT
+    failed: int = 0
     chunk_seconds: list[float] = field(default_factory=list)
 
     def add(self, chunk: ChunkDone, *, seconds: float) -> None:
@@ -69,11 +71,17 @@ class Outcome:
         self.last_id = max(self.last_id or 0, chunk.hi)
         self.seconds = seconds
 
+    def fail(self, failure: RowFailed) -> None:
+        self.failed += 1
+        if len(self.failures) < ERRORS_KEPT:
+            self.failures.append(failure)
+
     def as_json(self):
         return {
             "found": self.found,
             "updated": self.updated,
-            "failed": [f.pk for f in self.failures],
+            "failed": self.failed,
+            "failed_ids": [f.pk for f in self.failures],
             "chunks": self.chunks,
             "batch_size": self.batch_size,
             "seconds": round(self.seconds, 3),
@@ -396,7 +404,7 @@ class Command(BaseCommand):
         self._say("")
         verb = "Would update" if self.options["dry_run"] else "Updated"
         self._say(self.style.SUCCESS(f"{verb} {outcome.updated} {backfill.name} records"), level=0)
-        self._errors(backfill, outcome.failures)
+        self._errors(backfill, outcome)
 
     def _run(self, backfill, runner, plan, outcome):
         """Run the chunks, keeping ``outcome`` current and showing progress."""
@@ -415,7 +423,7 @@ class Command(BaseCommand):
                         self._progress(event, outcome, plan)
                         last_line = time.monotonic()
                 elif isinstance(event, RowFailed):
-                    outcome.failures.append(event)
+                    outcome.fail(event)
                     self._say(self.style.ERROR(f"  ✗ {backfill.name} {event.pk}: {event.message}"), level=2)
                 elif isinstance(event, Retrying):
                     self._note(f"  ids {event.lo + 1}..{event.hi}: {event.message}; retry {event.attempt} in {event.delay:.2f} s")
@@ -476,22 +484,22 @@ class Command(BaseCommand):
     def _more(self, total, shown):
         self._say(f"  ... and {total - shown} more (use -v 2 to list every record)", when=total > shown)
 
-    def _errors(self, backfill, failures):
-        if not failures:
+    def _errors(self, backfill, outcome):
+        if not outcome.failed:
             return
-        self._say(self.style.ERROR(f"Errors: {len(failures)}"), level=0)
-        for failure in failures[:ERRORS_SHOWN]:
+        self._say(self.style.ERROR(f"Errors: {outcome.failed}"), level=0)
+        for failure in outcome.failures[:ERRORS_SHOWN]:
             self._say(self.style.ERROR(f"  - {backfill.name} {failure.pk}: {failure.message}"), level=0)
         self._say(
-            self.style.ERROR(f"  ... and {len(failures) - ERRORS_SHOWN} more"),
-            when=len(failures) > ERRORS_SHOWN,
+            self.style.ERROR(f"  ... and {outcome.failed - ERRORS_SHOWN} more"),
+            when=outcome.failed > ERRORS_SHOWN,
             level=0,
         )
 
     def _finish(self, outcomes, stop):
         """Totals, then the exit status: 0 done, 1 rows failed, 128 + signal when stopped."""
         total = sum(o.updated for o in outcomes.values())
-        failed = sum(len(o.failures) for o in outcomes.values())
+        failed = sum(o.failed for o in outcomes.values())
         self._say(f"\n{RULE}")
         if self.options["dry_run"]:
             self._say(self.style.SUCCESS(f"DRY RUN: Would update {total} records in total"), level=0)
@@ -518,7 +526,7 @@ class Command(BaseCommand):
             summary = {
                 "models": {name: o.as_json() for name, o in outcomes.items()},
                 "total_updated": sum(o.updated for o in outcomes.values()),
-                "total_failed": sum(len(o.failures) for o in outcomes.values()),
+                "total_failed": sum(o.failed for o in outcomes.values()),
                 "dry_run": self.options["dry_run"],
                 "exit_reason": reason,
             }
