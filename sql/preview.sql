@@ -57,6 +57,14 @@ BEGIN
 END
 $check$;
 SELECT :'model' IN ('answer', 'all') AS run_answer, :'model' IN ('review', 'all') AS run_review \gset
+SET backfill.sample = :'sample';
+DO $sample$
+BEGIN
+  IF current_setting('backfill.sample') !~ '^[0-9]{1,9}$' THEN
+    RAISE EXCEPTION 'sample must be a whole number of at least 0, not "%"', current_setting('backfill.sample');
+  END IF;
+END
+$sample$;
 SELECT coalesce(nullif(:'limit', ''), 'NULL') AS size, :'sample'::integer AS sample \gset
 BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
 

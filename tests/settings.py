@@ -14,7 +14,8 @@ DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memor
 
 POSTGRES, POSTGRES_SOURCE = find_postgres()
 if POSTGRES:
-    DATABASES["postgres"] = POSTGRES
+    # One test database per run, so two runs against one server do not collide.
+    DATABASES["postgres"] = {**POSTGRES, "TEST": {"NAME": f"test_backfill_{os.getpid()}"}}
 elif os.environ.get("CI") == "true":
     raise RuntimeError(f"CI=true but PostgreSQL is not available: {POSTGRES_SOURCE}")
 

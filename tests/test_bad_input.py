@@ -115,9 +115,33 @@ def test_conflicting_modes_are_refused_up_front(options):
         ({"start_id": 10}, "--start-id is an id of one table; name it with --model (e.g. --model answer --start-id"),
         ({"workers": 0}, "--workers must be a whole number of at least 1, not 0."),
         ({"sleep": -1.0}, "--sleep must be a number of at least 0, not -1.0."),
+        ({"sleep": float("inf")}, "--sleep must be a number of at least 0, not inf."),
+        ({"max_replica_lag": float("nan")}, "--max-replica-lag must be a number of at least 0, not nan."),
+        ({"lock_timeout": 99999999999999}, "--lock-timeout must be a whole number of at most 2147483647, not 99999999999999."),
+        ({"batch_size": 2**63}, "--batch-size must be a whole number of at most 9223372036854775807, not 9223372036854775808."),
+        ({"model": "answer", "start_id": 10**23}, "--start-id must be a whole number of at most 9223372036854775807"),
     ],
 )
 def test_impossible_option_sets_are_refused_up_front(options, message):
     with pytest.raises(CommandError) as raised:
         call_command("backfill_feedback_syllabus", stdout=StringIO(), **options)
     assert str(raised.value).startswith(message)
+
+
+@pytest.mark.parametrize("url", ["garbage", "foo://bar", "postgres://x@localhost:notaport/x"])
+def test_a_malformed_database_url_gets_one_line(url):
+    result = manage("backfill_feedback_syllabus", "--check", database_url=url)
+
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("DATABASE_URL is not a database URL (")
+    assert line.endswith("use e.g. postgres://user@host:5432/name or sqlite:////absolute/path/db.sqlite3")
+
+
+def test_an_unsupported_database_gets_one_line():
+    result = manage("backfill_feedback_syllabus", database_url="mysql://root@127.0.0.1:3306/test")
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "DATABASE_URL names a mysql database; the backfill runs on PostgreSQL or SQLite"
+    ]

@@ -91,6 +91,7 @@ def test_refused_rows_are_listed_first_five_then_a_count(world, alias):
         "  ... and 5 more",
     ]
     assert "Updated 10 Answer records" in out.getvalue()
+    assert "✗ Updated 10 records in total; 10 could not be updated" in out.getvalue()
     assert [pk for pk, s in syllabus_ids(Answer, alias).items() if s] == list(range(2, 21, 2))
 
 

@@ -273,7 +273,7 @@ def test_one_stop_signal_finishes_the_chunk_in_flight_then_stops(copy, signum, s
     assert len(chunk_lines) == 7
     assert chunk_lines[-1].startswith(f"  chunk 7/23: ids {END_OF_CHUNK_6 + 1}..{END_OF_CHUNK_7}, 2000 rows")
     assert "Updated 14000 Answer records" in out
-    assert "Successfully updated 14000 records in total" in out
+    assert f"Stopped by {signum.name}: updated 14000 records in total" in out
     assert "Processing Review model" not in out
     assert err.strip().splitlines()[-1] == (
         f"CommandError: Stopped by {signum.name}; committed Answer up to id {END_OF_CHUNK_7}. "
@@ -305,7 +305,7 @@ def test_one_stop_signal_between_chunks_stops_before_the_next(copy, signum, stat
     # One chunk line per committed chunk: no chunk was left unreported.
     assert len([line for line in out.splitlines() if CHUNK_LINE.match(line)]) == answers // BATCH
     assert f"Updated {answers} Answer records" in out
-    assert f"Successfully updated {answers} records in total" in out
+    assert f"Stopped by {signum.name}: updated {answers} records in total" in out
     assert "Processing Review model" not in out
     last_id = fillable["feedback_answer"][answers - 1]
     assert err.strip().splitlines()[-1] == (
@@ -337,7 +337,7 @@ def test_a_second_signal_abandons_the_chunk_in_flight_and_reports_what_was_commi
     filled = check_prefix(name, before, expected, fillable)
     assert filled == {"feedback_answer": 12000, "feedback_review": 0}  # chunk 7 rolled back
     assert "Traceback" not in err
-    assert "Successfully updated 12000 records in total" in out, out[-500:]
+    assert "Stopped by SIGINT: updated 12000 records in total" in out, out[-500:]
     assert err.strip().splitlines()[-1] == (
         f"CommandError: Stopped by SIGINT; committed Answer up to id {END_OF_CHUNK_6}. "
         "Run the command again to finish."

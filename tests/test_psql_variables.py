@@ -35,3 +35,11 @@ def test_bad_pacing_stops_the_backfill_before_anything_runs(variables, message):
     assert result.returncode == 3
     assert message in result.stderr
     assert "relation" not in result.stderr
+
+
+@pytest.mark.parametrize("sample, shown", [("-1", "-1"), ("abc", "abc")])
+def test_a_bad_sample_stops_the_preview_before_anything_runs(sample, shown):
+    result = psql("postgres", "preview.sql", check=False, sample=sample)
+    assert result.returncode == 3
+    assert f'sample must be a whole number of at least 0, not "{shown}"' in result.stderr
+    assert "relation" not in result.stderr

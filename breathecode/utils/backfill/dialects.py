@@ -66,9 +66,11 @@ class PostgreSQLDialect(Dialect):
     TRANSIENT_STATES = {"55P03", "40P01", "40001"}
     QUERY_CANCELED = "57014"
     # Classes that mean "this row was refused": data exception, integrity
-    # violation, and RAISE EXCEPTION from a PL/pgSQL trigger.
+    # violation, and RAISE EXCEPTION from a PL/pgSQL trigger; but a bad setting
+    # (invalid_parameter_value, from the chunk's SET LOCAL) refuses every row alike.
     ROW_STATE_CLASSES = {"22", "23"}
     ROW_STATES = {"P0001"}
+    SETTING_REFUSED = "22023"
 
     read_only_sql = "SELECT current_setting('transaction_read_only') = 'on'"
     # replay_lag grows while a standby does not replay, but only as often as the standby
@@ -92,7 +94,7 @@ class PostgreSQLDialect(Dialect):
         state = getattr(error.__cause__, "sqlstate", None) or ""
         if state in self.TRANSIENT_STATES or (state == self.QUERY_CANCELED and "statement timeout" in str(error)):
             return Failure.TRANSIENT
-        if state in self.ROW_STATES or state[:2] in self.ROW_STATE_CLASSES:
+        if state != self.SETTING_REFUSED and (state in self.ROW_STATES or state[:2] in self.ROW_STATE_CLASSES):
             return Failure.ROW
         return Failure.FATAL
 

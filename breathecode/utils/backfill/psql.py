@@ -85,6 +85,17 @@ END
 $check$;
 SELECT @{selected} \\gset""")
 
+# The preview's sample size, checked like the others.
+CHECK_SAMPLE = """\
+SET backfill.sample = :'sample';
+DO $sample$
+BEGIN
+  IF current_setting('backfill.sample') !~ '^[0-9]{1,9}$' THEN
+    RAISE EXCEPTION 'sample must be a whole number of at least 0, not "%"', current_setting('backfill.sample');
+  END IF;
+END
+$sample$;"""
+
 # The backfill's own pacing variables, checked like the others.
 CHECK_PACING = """\
 SET backfill.retries = :'retries';
@@ -355,6 +366,7 @@ Variables (psql -v name=value):
                 "\\set QUIET on",
                 self.defaults(batch_size=self.batch_size, limit="''", model="all", sample=self.sample),
                 self.check_variables(),
+                CHECK_SAMPLE,
                 "SELECT coalesce(nullif(:'limit', ''), 'NULL') AS size, :'sample'::integer AS sample \\gset",
                 "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;",
             ]

@@ -1,6 +1,7 @@
 """Fill feedback Answer/Review.syllabus from cohort -> syllabus version -> syllabus, in set-based chunks."""
 
 import json
+import math
 import signal
 import statistics
 import sys
@@ -8,6 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from tqdm import tqdm
@@ -34,19 +36,25 @@ PROGRESS_EVERY = 5.0  # seconds between plain progress lines at verbosity 1
 RULE = "=" * 70
 
 
-def check_positive(options, *names):
-    """Reject counts below 1; call_command passes options without argparse's type checks."""
-    for name in names:
-        value = options[name]
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise CommandError(f"--{name.replace('_', '-')} must be a whole number of at least 1, not {value!r}.")
+BIGINT = 2**63 - 1  # ids and counts are bound as 64-bit integers
+MAX_MS = 2**31 - 1  # PostgreSQL's largest time-out, in milliseconds
+DAY = 86_400.0
 
 
-def check_not_negative(options, *names):
-    for name in names:
-        value = options[name]
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
-            raise CommandError(f"--{name.replace('_', '-')} must be a number of at least 0, not {value!r}.")
+def check_number(options, name, *, low, high, whole=True):
+    """Reject a value outside [low, high], here rather than halfway through a run.
+
+    call_command passes options without argparse's type checks, so types are checked too.
+    """
+    value = options[name]
+    if value is None:
+        return
+    kind = "a whole number" if whole else "a number"
+    is_number = not isinstance(value, bool) and isinstance(value, int if whole else (int, float))
+    if not is_number or not math.isfinite(value) or value < low:
+        raise CommandError(f"--{name.replace('_', '-')} must be {kind} of at least {low}, not {value!r}.")
+    if value > high:
+        raise CommandError(f"--{name.replace('_', '-')} must be {kind} of at most {high}, not {value!r}.")
 
 
 @dataclass
@@ -260,10 +268,15 @@ class Command(BaseCommand):
 
     def _selected(self, options):
         """The backfills to run, once the options are known to be sound."""
-        check_positive(
-            options, "limit", "batch_size", "workers", "target_chunk_time", "lock_timeout", "statement_timeout"
-        )
-        check_not_negative(options, "start_id", "sleep", "max_replica_lag", "retries")
+        for name in ("limit", "batch_size"):
+            check_number(options, name, low=1, high=BIGINT)
+        check_number(options, "start_id", low=0, high=BIGINT)
+        check_number(options, "workers", low=1, high=64)
+        check_number(options, "retries", low=0, high=100)
+        for name in ("target_chunk_time", "lock_timeout", "statement_timeout"):
+            check_number(options, name, low=1, high=MAX_MS)
+        for name in ("sleep", "max_replica_lag"):
+            check_number(options, name, low=0, high=DAY, whole=False)
         if options["sql"] and (options["check"] or options["json"]):
             raise CommandError("--sql prints the statements and nothing else; run --check or --json separately.")
         if options["check"] and options["dry_run"]:
@@ -283,7 +296,7 @@ class Command(BaseCommand):
         connection = connections[alias]
         try:
             connection.ensure_connection()
-        except DatabaseError as error:
+        except (DatabaseError, ImproperlyConfigured) as error:  # unreachable, or its driver is missing
             raise CommandError(f"Cannot connect to database '{alias}': {first_line(error)}") from error
         try:
             dialect = dialect_for(connection)
@@ -503,6 +516,10 @@ class Command(BaseCommand):
         self._say(f"\n{RULE}")
         if self.options["dry_run"]:
             self._say(self.style.SUCCESS(f"DRY RUN: Would update {total} records in total"), level=0)
+        elif stop.received:
+            self._say(self.style.WARNING(f"Stopped by {stop.name}: updated {total} records in total"), level=0)
+        elif failed:
+            self._say(self.style.ERROR(f"✗ Updated {total} records in total; {failed} could not be updated"), level=0)
         else:
             self._say(self.style.SUCCESS(f"✓ Successfully updated {total} records in total"), level=0)
         self._say(RULE)

@@ -9,7 +9,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from breathecode.admissions.models import Academy, Cohort, Syllabus, SyllabusVersion
 from breathecode.feedback.models import Answer, Review, ReviewPlatform
 
-from .backfill_feedback_syllabus import check_positive
+from .backfill_feedback_syllabus import BIGINT, check_number
 
 ACADEMIES = [("downtown-miami", "4Geeks Miami"), ("madrid", "4Geeks Madrid"), ("santiago", "4Geeks Chile")]
 # slug, name, number of versions. One syllabus has no slug, as some do upstream.
@@ -54,7 +54,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         alias = options["database"]
-        check_positive(options, "answers", "reviews")
+        for name in ("answers", "reviews"):
+            check_number(options, name, low=1, high=BIGINT)
         answers, reviews = options["answers"], options["reviews"] or max(1, options["answers"] // 10)
         try:
             with transaction.atomic(using=alias):
