@@ -175,7 +175,7 @@ def test_target_chunk_time_steers_the_batch_size(world, alias):
 
     # From 100 rows the chunks grow (at most x1.41 a step) toward 50 ms, far above 100 rows here.
     assert sizes[0] == 100
-    assert sizes[1] == 141
+    assert 100 < sizes[1] <= 141
     assert max(sizes) > 1000
     assert sum(sizes) == 20_000
 
