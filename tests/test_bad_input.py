@@ -112,6 +112,8 @@ def test_conflicting_modes_are_refused_up_front(options):
     "options, message",
     [
         ({"check": True, "dry_run": True}, "--check already writes nothing; leave out --dry-run."),
+        ({"check": True, "limit": 5}, "--check counts every row and runs no chunks; leave out --limit."),
+        ({"check": True, "lock_timeout": 10}, "--check counts every row and runs no chunks; leave out --lock-timeout."),
         ({"start_id": 10}, "--start-id is an id of one table; name it with --model (e.g. --model answer --start-id"),
         ({"workers": 0}, "--workers must be a whole number of at least 1, not 0."),
         ({"sleep": -1.0}, "--sleep must be a number of at least 0, not -1.0."),

@@ -34,6 +34,11 @@ ERRORS_SHOWN = 5
 ERRORS_KEPT = 1000  # refused rows remembered per model (for --json); the rest are only counted
 PROGRESS_EVERY = 5.0  # seconds between plain progress lines at verbosity 1
 RULE = "=" * 70
+# Options that only shape a run; --check refuses them rather than ignore them.
+RUN_OPTIONS = (
+    "limit", "batch_size", "workers", "start_id", "sleep", "target_chunk_time",
+    "max_replica_lag", "lock_timeout", "statement_timeout", "retries",
+)
 
 
 BIGINT = 2**63 - 1  # ids and counts are bound as 64-bit integers
@@ -281,6 +286,8 @@ class Command(BaseCommand):
             raise CommandError("--sql prints the statements and nothing else; run --check or --json separately.")
         if options["check"] and options["dry_run"]:
             raise CommandError("--check already writes nothing; leave out --dry-run.")
+        if options["check"] and (tuned := self._run_options_given(options)):
+            raise CommandError(f"--check counts every row and runs no chunks; leave out --{tuned[0].replace('_', '-')}.")
         if options["start_id"] and options["model"] not in SYLLABUS_BACKFILLS:
             raise CommandError(
                 "--start-id is an id of one table; name it with --model (e.g. --model answer --start-id 14000)."
@@ -291,6 +298,11 @@ class Command(BaseCommand):
         if model not in SYLLABUS_BACKFILLS:
             raise CommandError(f"--model must be one of {', '.join([*SYLLABUS_BACKFILLS, 'all'])}, not {model!r}.")
         return [SYLLABUS_BACKFILLS[model]]
+
+    def _run_options_given(self, options):
+        """The options that shape a run (chunks, pacing, time-outs) set to something else than their default."""
+        defaults = vars(self.create_parser("manage.py", "backfill_feedback_syllabus").parse_args([]))
+        return [name for name in RUN_OPTIONS if options[name] != defaults[name]]
 
     def _check_ready(self, alias, backfills, options):
         connection = connections[alias]
